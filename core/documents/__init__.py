@@ -1,0 +1,1 @@
+"""Documents: the kernel's first scoped resource (files arrive with storage)."""

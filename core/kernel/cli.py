@@ -1,0 +1,238 @@
+"""The ``synergyhub`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from core.kernel.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_PORTS = {"mongo": 27117, "auth": 9199, "gcs": 4543}
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def _with_db(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(database)`` with a client opened inside the loop."""
+    from core.kernel.database import open_client
+
+    async def runner() -> T:
+        client = open_client(settings)
+        try:
+            return await work(client[settings.mongodb_database])
+        finally:
+            await client.close()
+
+    return asyncio.run(runner())
+
+
+@click.group()
+def main() -> None:
+    """SynergyHub: plugin-based, white-label B2B SaaS platform."""
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (default SYNERGYHUB_BIND)")
+@click.option("--workers", type=int, default=None, help="Hypercorn worker processes")
+def serve(bind: str | None, workers: int | None) -> None:
+    """Serve in production; refuses development defaults and emulators."""
+    settings = _settings(environment="production")
+    problems = settings.production_problems()
+    if problems:
+        click.echo(str(SettingsError(problems)), err=True)
+        sys.exit(2)
+    from core.kernel.serving import serve_forever
+
+    serve_forever(settings, bind=bind or settings.bind, workers=workers or settings.workers)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=REPO_ROOT / ".data")
+@click.option("--port", type=int, default=8080)
+def dev(data_dir: Path, port: int) -> None:
+    """Run the whole platform on the embedded stack (what `make run` does)."""
+    from core.kernel.devstack import run_embedded_stack
+    from core.kernel.serving import serve_forever
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(f"Starting the embedded stack in {data_dir} ...")
+    with run_embedded_stack(
+        data_dir, mongo_port=DEV_PORTS["mongo"], auth_port=DEV_PORTS["auth"],
+        gcs_port=DEV_PORTS["gcs"], log=click.echo,
+    ) as stack:
+        os.environ.update(stack.env())
+        settings = _settings(environment="development")
+        _seed(settings)
+        click.echo(
+            "\nSynergyHub is starting:\n"
+            f"  app        http://127.0.0.1:{port}  (API docs: /docs, health: /readyz)\n"
+            f"  mongodb    {stack.mongo_uri}\n"
+            f"  auth       http://{stack.firebase_auth_host}  (Firebase Auth emulator)\n"
+            f"  storage    {stack.gcs_endpoint}  (fake-gcs-server)\n"
+            "  demo users: see README (password 'synergyhub-demo'); "
+            "`synergyhub dev-token EMAIL` prints a token\n"
+            "Press Ctrl-C to stop everything.\n"
+        )
+        serve_forever(settings, bind=f"127.0.0.1:{port}", workers=1)
+
+
+def _seed(settings: Settings) -> None:
+    import firebase_admin
+
+    from core.tenancy.seed import seed_tenancy, seed_users
+
+    app = firebase_admin.initialize_app(
+        options={"projectId": settings.firebase_project_id}, name="synergyhub-seed"
+    )
+    async def work(db: Any) -> None:
+        await seed_tenancy(db)
+        await seed_users(db, app)
+
+    try:
+        _with_db(settings, work)
+    finally:
+        firebase_admin.delete_app(app)
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo Solutions, Accounts, Group and users (idempotent)."""
+    settings = _settings()
+    if not settings.firebase_auth_emulator_host:
+        click.echo("seed-demo creates users in the Firebase Auth emulator: set "
+                   "FIREBASE_AUTH_EMULATOR_HOST (make run does).", err=True)
+        sys.exit(2)
+    _seed(settings)
+    click.echo("Demo data is in place.")
+
+
+@main.command("dev-token")
+@click.argument("email")
+@click.option("--password", default="synergyhub-demo")
+def dev_token(email: str, password: str) -> None:
+    """Print an ID token from the Auth emulator for curl."""
+    import httpx
+
+    host = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{DEV_PORTS['auth']}")
+    url = (f"http://{host}/identitytoolkit.googleapis.com/v1/"
+           "accounts:signInWithPassword?key=emulator")
+    response = httpx.post(url, json={"email": email, "password": password,
+                                     "returnSecureToken": True}, timeout=10)
+    if response.status_code != 200:
+        click.echo(f"Sign-in failed ({response.status_code}); is `make run` running?", err=True)
+        sys.exit(1)
+    click.echo(response.json()["idToken"])
+
+
+@main.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--no-db", is_flag=True, help="Do not ask the database which Solutions enable them")
+def plugins_list(no_db: bool) -> None:
+    """Name, version, origin and enabling Solutions of every installed plugin."""
+    from core.kernel.plugins import build_plugin_registry
+
+    settings = _settings()
+    registry = build_plugin_registry(timeout=settings.hook_timeout_seconds)
+    enabling: dict[str, list[str]] = {}
+    if not no_db:
+        async def work(db: Any) -> None:
+            async for doc in db["solutions"].find({}, projection={"slug": 1, "enabled_plugins": 1}):
+                for name in doc.get("enabled_plugins", []):
+                    enabling.setdefault(name, []).append(doc["slug"])
+
+        try:
+            _with_db(settings, work)
+        except Exception:
+            click.echo("(database not reachable: Solutions not shown)", err=True)
+    for name in registry.feature_plugins():
+        info = registry.infos[name]
+        solutions = ", ".join(sorted(enabling.get(name, []))) or "-"
+        click.echo(f"{name:<16} {info.manifest.version:<10} {info.source:<40} {solutions}")
+
+
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI document."""
+    from core.kernel.app import create_app
+
+    app = create_app(_settings())
+
+    async def fetch() -> Any:
+        client = app.test_client()
+        response = await client.get("/openapi.json")
+        return await response.get_json()
+
+    click.echo(json.dumps(asyncio.run(fetch()), indent=2))
+
+
+@main.group()
+def admin() -> None:
+    """Platform administration."""
+
+
+@admin.command("grant-superadmin")
+@click.argument("email")
+def grant_superadmin(email: str) -> None:
+    """Make the user with EMAIL a SUPERADMIN (they must have signed in once)."""
+    from core.tenancy.identity import normalize_email
+
+    settings = _settings()
+
+    async def work(db: Any) -> int:
+        result = await db["users"].update_one(
+            {"email_normalized": normalize_email(email)}, {"$set": {"system_role": "SUPERADMIN"}}
+        )
+        if result.matched_count:
+            from core.tenancy.audit import AuditLog
+
+            await AuditLog(db).record("superadmin.granted", actor="cli", target=email)
+        return int(result.matched_count)
+
+    if not _with_db(settings, work):
+        click.echo(f"No user with email {email!r} has signed in yet.", err=True)
+        sys.exit(1)
+    click.echo(f"{email} is now SUPERADMIN.")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.argument("account_id")
+def audit_verify(account_id: str) -> None:
+    """Verify an account's hash chain; exit 1 at the first broken link."""
+    from core.tenancy.audit import AuditLog
+
+    settings = _settings()
+
+    async def work(db: Any) -> Any:
+        return await AuditLog(db).verify(account_id)
+
+    result = _with_db(settings, work)
+    click.echo(json.dumps(result.as_dict()))
+    sys.exit(0 if result.ok else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Tenancy: Solutions > Accounts > Groups, roles, scoped resources, the repository."""

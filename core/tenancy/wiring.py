@@ -1,0 +1,55 @@
+"""Tenancy's app-scoped services, opened with the database in the serving loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.tenancy.audit import AuditLog
+from core.tenancy.directory import Directory
+from core.tenancy.identity import FirebaseTokenVerifier, TokenVerifier
+from core.tenancy.impersonation import Impersonation
+from core.tenancy.repository import RepositoryFactory
+
+if TYPE_CHECKING:
+    from core.kernel.services import Services
+
+
+@dataclass
+class TenancyServices:
+    verifier: TokenVerifier
+    directory: Directory
+    repositories: RepositoryFactory
+    audit: AuditLog
+    impersonation: Impersonation
+
+    @staticmethod
+    async def open(services: Services) -> None:
+        db = services.db
+        verifier = services.extras.get("token_verifier") or FirebaseTokenVerifier(services.settings)
+        tenancy = TenancyServices(
+            verifier=verifier,
+            directory=Directory(db),
+            repositories=RepositoryFactory(db),
+            audit=AuditLog(db),
+            impersonation=Impersonation(db),
+        )
+        for plugin_models in services.plugins.collect("register_models").values():
+            for model in plugin_models:
+                tenancy.repositories.register(model)
+        await tenancy.directory.create_indexes()
+        await tenancy.audit.create_indexes()
+        await tenancy.repositories.create_indexes()
+
+        async def notify(event: dict[str, Any]) -> None:
+            await services.plugins.call("activity_recorded", event=event)
+
+        tenancy.audit.observers.append(notify)
+        services.tenancy = tenancy
+
+    @staticmethod
+    async def close(services: Services) -> None:
+        tenancy = services.tenancy_or_none
+        if tenancy is not None and isinstance(tenancy.verifier, FirebaseTokenVerifier):
+            tenancy.verifier.close()
+        services.tenancy = None

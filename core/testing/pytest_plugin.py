@@ -1,0 +1,93 @@
+"""pytest fixtures for SynergyHub and its plugins (registered as ``pytest11``).
+
+Partners get the same real servers the kernel tests use: the embedded stack
+(SecantusDB, Firebase Auth emulator, fake-gcs-server), the app built by the
+one composition root, a seeded tenancy with a persona per role, and
+authenticated clients. Fixtures start servers once per session and stop them
+at the end; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from core.testing.tenancy import Personas, seed_personas
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: needs Debian chromium")
+
+
+@pytest.fixture(scope="session")
+def synergyhub_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The embedded servers, started once per test session."""
+    from core.kernel.devstack import run_embedded_stack
+
+    data_dir = Path(tmp_path_factory.mktemp("stack"))
+    with run_embedded_stack(data_dir, project_id="demo-synergyhub-test") as stack:
+        previous = {key: os.environ.get(key) for key in stack.env()}
+        os.environ.update(stack.env())
+        try:
+            yield stack
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def synergyhub_settings(synergyhub_stack: Any) -> Any:
+    """Test settings: a database of its own per session, a short revocation window."""
+    from core.kernel.settings import load_settings
+
+    return load_settings(
+        environment="test",
+        mongodb_database=f"test_{uuid.uuid4().hex[:8]}",
+        revocation_check_seconds=2,
+        hook_timeout_seconds=2,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def synergyhub_extra_plugins() -> list[tuple[str, object]]:
+    """Override to register plugin objects that are not installed as entry points."""
+    return []
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def synergyhub_app(
+    synergyhub_settings: Any, synergyhub_extra_plugins: list[tuple[str, object]]
+) -> AsyncIterator[Any]:
+    """The app from ``create_app``, serving (lifespan entered) for the session."""
+    from core.kernel.app import create_app
+
+    app = create_app(synergyhub_settings, extra_plugins=synergyhub_extra_plugins)
+    async with app.test_app() as test_app:
+        yield test_app
+
+
+@pytest.fixture(scope="session")
+def synergyhub_services(synergyhub_app: Any) -> Any:
+    return synergyhub_app.app.extensions["synergyhub"]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def personas(synergyhub_services: Any, synergyhub_stack: Any) -> Personas:
+    """Two Solutions × two Accounts × two Groups and a signed-in user per role."""
+    return await seed_personas(synergyhub_services.db, synergyhub_stack.firebase_auth_host)
+
+
+@pytest.fixture
+def client(synergyhub_app: Any) -> Any:
+    """An HTTP test client of the serving app (same process, real servers)."""
+    return synergyhub_app.test_client()

@@ -1,0 +1,1 @@
+"""Live Assistant: real-time voice assistant over OpenAI Realtime."""

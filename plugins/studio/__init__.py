@@ -1,0 +1,1 @@
+"""Prompt Studio: versioned prompts, test cases and runs through the AI gateway."""

@@ -1,0 +1,1 @@
+"""Vision: image and document analysis through the AI gateway."""

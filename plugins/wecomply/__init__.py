@@ -1,0 +1,1 @@
+"""WeComply: policies, attestations and grounded Q&A over source-of-truth documents."""
