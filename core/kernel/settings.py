@@ -8,12 +8,13 @@ files. Every problem is reported at once, in one error, at start-up.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EMULATOR_VARIABLES = ("FIREBASE_AUTH_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 DEV_PROJECT_ID = "demo-synergyhub"
@@ -100,11 +101,11 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("REDIS_URL", "SYNERGYHUB_REDIS_URL")
     )
     # --- HTTP -----------------------------------------------------------
-    cors_origins: list[str] = Field(default_factory=list, validation_alias=_env("CORS_ORIGINS"))
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias=_env("CORS_ORIGINS"))
     max_body_bytes: int = Field(
         1_048_576, ge=1024, le=64 * 1_048_576, validation_alias=_env("MAX_BODY_BYTES")
     )
-    platform_hosts: list[str] = Field(
+    platform_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["localhost", "127.0.0.1"],
         validation_alias=_env("PLATFORM_HOSTS"),
     )
@@ -131,7 +132,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         """Allow ``a,b,c`` in the environment as well as JSON lists."""
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
