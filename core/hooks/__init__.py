@@ -4,8 +4,8 @@ Plugins write ``from core.hooks import hookimpl`` and nothing else from the
 kernel's plugin machinery; the specs live in :mod:`core.hooks.hookspecs`.
 """
 
-from core.hooks.markers import PROJECT_NAME, hookimpl, hookspec
 from core.hooks.manifest import DisablePolicy, Migration, PluginManifest, ThemeAssets
+from core.hooks.markers import PROJECT_NAME, hookimpl, hookspec
 
 __all__ = [
     "PROJECT_NAME",

@@ -46,7 +46,9 @@ class ProblemAwareOpenAPI(OpenAPIProvider):
         spec: dict[str, Any] = super().schema()
         problem = {
             "description": "An RFC 9457 problem (application/problem+json).",
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
         }
         spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = {
             "type": "object",

@@ -7,7 +7,7 @@ results as arguments and never read ``request`` themselves.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from quart import Quart, current_app, g, request
 
@@ -51,7 +51,7 @@ async def authenticate() -> Principal:
     svc = services()
     verified = await svc.tenancy.verifier.verify(bearer_token())
     principal = await svc.tenancy.directory.principal_for(verified)
-    principal = await svc.tenancy.impersonation.apply(principal, request.headers)
+    principal = await svc.tenancy.impersonation.apply(principal, dict(request.headers))
     g.principal = principal
     return principal
 

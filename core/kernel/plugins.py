@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import importlib.metadata
 import inspect
 import logging
@@ -157,7 +158,7 @@ class PluginRegistry:
                 if inspect.iscoroutinefunction(function):
                     value = await asyncio.wait_for(function(**args), self.timeout)
                 else:
-                    future = _run_in_daemon_thread(lambda f=function, a=args: f(**a))
+                    future = _run_in_daemon_thread(functools.partial(function, **args))
                     value = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
             except Exception as exc:
                 self._fault(name, hook_name, exc)
@@ -173,7 +174,7 @@ class PluginRegistry:
         results: list[HookResult] = []
         for name, function, argnames in self._implementations(hook_name, only):
             args = {arg: kwargs[arg] for arg in argnames}
-            future = _run_in_daemon_thread(lambda f=function, a=args: f(**a))
+            future = _run_in_daemon_thread(functools.partial(function, **args))
             try:
                 value = future.result(timeout=self.timeout)
             except concurrent.futures.TimeoutError as exc:

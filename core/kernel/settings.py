@@ -101,7 +101,9 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("REDIS_URL", "SYNERGYHUB_REDIS_URL")
     )
     # --- HTTP -----------------------------------------------------------
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias=_env("CORS_ORIGINS"))
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CORS_ORIGINS")
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, le=64 * 1_048_576, validation_alias=_env("MAX_BODY_BYTES")
     )
@@ -152,8 +154,10 @@ class Settings(BaseSettings):
         ]
         if self.mongodb_uri.get_secret_value().startswith("mongodb://127.0.0.1"):
             problems.append("MONGODB_URI is missing (the development default points at localhost)")
-        if self.firebase_project_id == DEV_PROJECT_ID:
-            problems.append("FIREBASE_PROJECT_ID is missing (still the demo project)")
+        if self.firebase_project_id.startswith("demo-"):
+            problems.append(
+                "FIREBASE_PROJECT_ID is missing (a demo- project is for emulators only)"
+            )
         if self.secret_key.get_secret_value() == "dev-only-secret-key-change-me":
             problems.append("SYNERGYHUB_SECRET_KEY is missing (still the development default)")
         elif len(self.secret_key.get_secret_value()) < 32:
@@ -170,7 +174,7 @@ def load_settings(secrets_dir: Path | None = None, **overrides: Any) -> Settings
     if secrets_dir is not None and not secrets_dir.is_dir():
         raise SettingsError([f"SYNERGYHUB_SECRETS_DIR={secrets_dir} is not a directory"])
     try:
-        return Settings(_secrets_dir=secrets_dir, **overrides)
+        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

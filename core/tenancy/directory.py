@@ -22,6 +22,7 @@ from core.tenancy.models import (
     Membership,
     MembershipKind,
     Principal,
+    Role,
     Solution,
     Status,
     SystemRole,
@@ -127,7 +128,7 @@ class Directory:
             memberships = [
                 Membership(
                     kind=MembershipKind.ACCOUNT,
-                    role=invitation["role"],
+                    role=Role(invitation["role"]),
                     solution_id=invitation["solution_id"],
                     account_id=invitation["account_id"],
                 )
@@ -136,7 +137,7 @@ class Directory:
                 memberships.append(
                     Membership(
                         kind=MembershipKind.GROUP,
-                        role=invitation.get("group_role") or "MEMBER",
+                        role=Role(invitation.get("group_role") or "MEMBER"),
                         solution_id=invitation["solution_id"],
                         account_id=invitation["account_id"],
                         group_id=invitation["group_id"],

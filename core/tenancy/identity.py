@@ -129,10 +129,10 @@ class FirebaseTokenVerifier:
         return _UserState(time.monotonic(), bool(record.disabled), valid_after_ms / 1000)
 
 
-class _EmulatorCredential(firebase_admin.credentials.Base):
+class _EmulatorCredential(firebase_admin.credentials.Base):  # type: ignore[misc]
     """Credentials for the Auth emulator, which accepts any bearer ("owner")."""
 
     def get_credential(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
 
-        return AnonymousCredentials()
+        return AnonymousCredentials()  # type: ignore[no-untyped-call]

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from core.kernel.services import Services
 
 
-def validate_plugin_settings(services: Services, plugin: str, settings: dict[str, Any]) -> dict[str, Any]:
+def validate_plugin_settings(
+    services: Services, plugin: str, settings: dict[str, Any]
+) -> dict[str, Any]:
     info = services.plugins.infos[plugin]
     schema = info.manifest.solution_settings
     if schema is None:

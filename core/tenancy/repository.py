@@ -11,6 +11,7 @@ Plugins receive bound repositories, never collections.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ from core.tenancy.rules import (
 T = TypeVar("T", bound=ScopedResource)
 Filter = dict[str, Any]
 Scalar = str | int | float | bool | None
+Docs = list[dict[str, Any]]
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
@@ -161,22 +163,24 @@ class ScopedRepository(ABC, Generic[T]):
         items = [self._load(doc) for doc in docs[:limit]]
         next_cursor = None
         if len(docs) > limit:
-            last = docs[limit - 1]
+            last: dict[str, Any] = docs[limit - 1]
             next_cursor = _encode_cursor(last.get(field) if field != "_id" else None, last["_id"])
         return Page(items, next_cursor)
 
     async def count(self, filters: Mapping[str, Any] | None = None) -> int:
         return await self._count(self._with_access(self._user_filter(filters)))
 
-    async def distinct(self, field: str, filters: Mapping[str, Any] | None = None) -> list[Any]:
+    async def distinct(
+        self, field: str, filters: Mapping[str, Any] | None = None
+    ) -> builtins.list[Any]:
         if field not in self.model.filterable:
             raise InvalidQuery(f"Listing values of {field!r} is not supported.")
         return await self._distinct(field, self._with_access(self._user_filter(filters)))
 
-    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]]) -> Docs:
         """Kernel-built pipelines: starts with the access ``$match``; each ``$lookup``
         into a scoped collection repeats it."""
-        stages: list[dict[str, Any]] = [{"$match": self._access}]
+        stages: Docs = [{"$match": self._access}]
         for stage in pipeline:
             if "$lookup" in stage:
                 lookup = dict(stage["$lookup"])
@@ -205,7 +209,7 @@ class ScopedRepository(ABC, Generic[T]):
                 raise Unprocessable("group_id must name an active group of this account.")
         else:
             group_id = None
-        ids = {
+        ids: dict[str, Any] = {
             "solution_id": ctx.solution.id,
             "account_id": ctx.account.id,
             "group_id": group_id,
@@ -271,17 +275,17 @@ class ScopedRepository(ABC, Generic[T]):
 
     @abstractmethod
     async def _find(
-        self, query: Filter, order: list[tuple[str, int]], limit: int
-    ) -> list[dict[str, Any]]: ...
+        self, query: Filter, order: builtins.list[tuple[str, int]], limit: int
+    ) -> Docs: ...
 
     @abstractmethod
     async def _count(self, query: Filter) -> int: ...
 
     @abstractmethod
-    async def _distinct(self, field: str, query: Filter) -> list[Any]: ...
+    async def _distinct(self, field: str, query: Filter) -> builtins.list[Any]: ...
 
     @abstractmethod
-    async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def _aggregate(self, pipeline: Docs) -> Docs: ...
 
     @abstractmethod
     async def _insert(self, doc: dict[str, Any]) -> None: ...
@@ -310,17 +314,17 @@ class MongoScopedRepository(ScopedRepository[T]):
         return await self._collection.find_one(query)
 
     async def _find(
-        self, query: Filter, order: list[tuple[str, int]], limit: int
-    ) -> list[dict[str, Any]]:
+        self, query: Filter, order: builtins.list[tuple[str, int]], limit: int
+    ) -> Docs:
         return await self._collection.find(query).sort(order).limit(limit).to_list()
 
     async def _count(self, query: Filter) -> int:
         return await self._collection.count_documents(query)
 
-    async def _distinct(self, field: str, query: Filter) -> list[Any]:
+    async def _distinct(self, field: str, query: Filter) -> builtins.list[Any]:
         return list(await self._collection.distinct(field, query))
 
-    async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _aggregate(self, pipeline: Docs) -> Docs:
         cursor = await self._collection.aggregate(pipeline)
         return await cursor.to_list()
 

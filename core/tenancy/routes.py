@@ -6,13 +6,14 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request
 
 from core.kernel import context
 from core.kernel.errors import Forbidden, NotFound, Unprocessable
 from core.tenancy import service
-from core.tenancy.models import Role, ScopedResource
+from core.tenancy.audit import VerifyResult
+from core.tenancy.models import ROLE_RANK, Role, ScopedResource
 from core.tenancy.rules import explain
 
 blueprint = Blueprint("tenancy", __name__, url_prefix="/api/v1")
@@ -356,7 +357,7 @@ async def create_invitation(account_id: str, data: InvitationIn) -> tuple[dict[s
 
 
 def _require_audit_reader(ctx: Any) -> None:
-    if service.effective_rank(ctx.principal, ctx) < service.ROLE_RANK[Role.ACCOUNT_ADMIN]:
+    if service.effective_rank(ctx.principal, ctx) < ROLE_RANK[Role.ACCOUNT_ADMIN]:
         raise Forbidden("Only account administrators read the activity log.")
 
 
@@ -407,7 +408,7 @@ async def activity_export(account_id: str) -> Response:
 async def activity_verify(account_id: str) -> dict[str, Any]:
     ctx = await context.enter_account(account_id)
     _require_audit_reader(ctx)
-    result = await _audit().verify(ctx.account.id)
+    result: VerifyResult = await _audit().verify(ctx.account.id)
     return result.as_dict()
 
 
@@ -429,4 +430,7 @@ async def access_explain(account_id: str, query_args: ExplainQuery) -> dict[str,
         group = await _db()["groups"].find_one({"_id": resource.group_id})
         if group:
             names[group["_id"]] = group["name"]
-    return explain(ctx.principal, query_args.action, resource, names).as_dict()
+    explanation: dict[str, Any] = explain(
+        ctx.principal, query_args.action, resource, names
+    ).as_dict()
+    return explanation

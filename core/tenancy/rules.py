@@ -90,7 +90,12 @@ def principal_read_keys(principal: Principal, *, solution_id: str, account_id: s
     """Read keys for ``principal`` acting in ``account_id`` (empty: no access)."""
     if not has_context_access(principal, solution_id=solution_id, account_id=account_id):
         return []
-    keys = [GLOBAL_KEY, f"sol:{solution_id}", f"acc:{account_id}", f"usr:{principal.uid}@{account_id}"]
+    keys = [
+        GLOBAL_KEY,
+        f"sol:{solution_id}",
+        f"acc:{account_id}",
+        f"usr:{principal.uid}@{account_id}",
+    ]
     if _above_account(principal, solution_id) or (
         principal.account_role(account_id) is Role.ACCOUNT_ADMIN
     ):

@@ -72,7 +72,7 @@ async def _upsert(db: AsyncDatabase[dict[str, Any]], collection: str, doc: dict[
 
 
 async def seed_tenancy(db: AsyncDatabase[dict[str, Any]]) -> None:
-    solutions = [
+    solutions: list[dict[str, Any]] = [
         {"_id": MEDICAL, "slug": "medical", "name": "SynergyHub Medical", "theme": "clinical",
          "enabled_plugins": ["live_assistant", "studio", "v2v", "wecomply"],
          "plugin_settings": {}, "domain": None, "status": "active"},
@@ -80,7 +80,7 @@ async def seed_tenancy(db: AsyncDatabase[dict[str, Any]]) -> None:
          "enabled_plugins": ["studio"], "plugin_settings": {}, "domain": None,
          "status": "active"},
     ]
-    accounts = [
+    accounts: list[dict[str, Any]] = [
         {"_id": NORTHSIDE, "solution_id": MEDICAL, "slug": "northside",
          "name": "Northside Hospital", "status": "active"},
         {"_id": SOUTHSIDE, "solution_id": MEDICAL, "slug": "southside",
@@ -88,7 +88,7 @@ async def seed_tenancy(db: AsyncDatabase[dict[str, Any]]) -> None:
         {"_id": HARBOR, "solution_id": LEGAL, "slug": "harbor", "name": "Harbor Law",
          "status": "active"},
     ]
-    groups = [
+    groups: list[dict[str, Any]] = [
         {"_id": CARDIOLOGY, "account_id": NORTHSIDE, "solution_id": MEDICAL,
          "name": "Cardiology Dept", "parent_id": None, "status": "active"},
     ]

@@ -260,7 +260,7 @@ async def update_group(
 ) -> Group:
     group = await get_group(db, ctx, group_id)
     require_rank(ctx.principal, ctx, Role.GROUP_ADMIN, group.id)
-    if "parent_id" in changes and changes["parent_id"]:
+    if changes.get("parent_id"):
         if changes["parent_id"] == group.id:
             raise Unprocessable("A group cannot be its own parent.")
         await get_group(db, ctx, changes["parent_id"])
@@ -404,6 +404,6 @@ async def invite(
         await Directory(db)._accept_invitations(existing["_id"], normalized)
         invitation["status"] = "accepted"
     await audit.record("invitation.created", actor=ctx.principal, account_id=ctx.account.id,
-                       solution_id=ctx.solution.id, target=invitation["_id"],
+                       solution_id=ctx.solution.id, target=str(invitation["_id"]),
                        details={"role": role.value, "group_id": group_id})
     return invitation

@@ -13,7 +13,8 @@ CLI = [sys.executable, "-m", "core.kernel.cli"]
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("FIREBASE_AUTH_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "MONGODB_URI")}
+             if k not in ("FIREBASE_AUTH_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "MONGODB_URI",
+                          "FIREBASE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT")}
     return subprocess.run([*CLI, *args], env={**clean, **env}, capture_output=True, text=True,
                           timeout=60, check=False)
 
