@@ -13,6 +13,15 @@ from core.kernel import context
 from core.kernel.errors import Forbidden, NotFound, Unprocessable
 from core.tenancy import service
 from core.tenancy.audit import VerifyResult
+from core.tenancy.cascade import (
+    BrandingSettings,
+    CascadeStore,
+    Layer,
+    check_write,
+    platform_defaults,
+    resolve,
+    validate_values,
+)
 from core.tenancy.models import ROLE_RANK, Role, ScopedResource
 from core.tenancy.rules import explain
 
@@ -434,3 +443,113 @@ async def access_explain(account_id: str, query_args: ExplainQuery) -> dict[str,
         ctx.principal, query_args.action, resource, names
     ).as_dict()
     return explanation
+
+
+# -- settings cascade ------------------------------------------------------------------
+
+
+class SettingsIn(Strict):
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class SolutionSettingsIn(SettingsIn):
+    locks: list[str] | None = Field(None, max_length=100)
+
+
+class CascadeQuery(BaseModel):
+    group_id: str | None = Field(None, max_length=64)
+
+
+def _schema_for(namespace: str) -> Any:
+    if namespace == "branding":
+        return BrandingSettings
+    info = context.services().plugins.infos.get(namespace)
+    if info is None or info.kernel:
+        raise NotFound(f"No settings namespace {namespace!r}.")
+    return info.manifest.solution_settings
+
+
+def _store() -> CascadeStore:
+    return CascadeStore(_db())
+
+
+async def _resolved(namespace: str, targets: dict[str, str]) -> dict[str, Any]:
+    schema = _schema_for(namespace)
+    platform = Layer("platform", "platform", platform_defaults(schema))
+    layers = [platform, *await _store().layers(namespace, targets)]  # type: ignore[arg-type]
+    return {key: value.as_dict() for key, value in resolve(layers).items()}
+
+
+@blueprint.get("/accounts/<account_id>/settings/<namespace>")
+@validate_querystring(CascadeQuery)
+async def get_settings(account_id: str, namespace: str, query_args: CascadeQuery
+                       ) -> dict[str, Any]:
+    ctx = await context.enter_account(account_id)
+    targets = {"solution": ctx.solution.id, "account": ctx.account.id}
+    if query_args.group_id:
+        group = await service.get_group(_db(), ctx, query_args.group_id)
+        targets["group"] = group.id
+    return {"namespace": namespace, "values": await _resolved(namespace, targets)}
+
+
+@blueprint.put("/solutions/<solution_id>/settings/<namespace>")
+@validate_request(SolutionSettingsIn)
+async def put_solution_settings(solution_id: str, namespace: str, data: SolutionSettingsIn
+                                ) -> dict[str, Any]:
+    principal = await context.authenticate()
+    solution = await service.visible_solution(_db(), principal, solution_id)
+    service.require_solution_admin(principal, solution.id)
+    schema = _schema_for(namespace)
+    values = validate_values(schema, data.values)
+    if data.locks is not None:
+        unknown = sorted(set(data.locks) - set(schema.model_fields if schema else {}))
+        if unknown:
+            raise Unprocessable(f"Cannot lock unknown settings: {', '.join(unknown)}.")
+    await _store().write("solution", solution.id, namespace, values, data.locks)
+    await _audit().record("settings.changed", actor=principal, solution_id=solution.id,
+                          target=namespace, details={"level": "solution", "keys": sorted(values),
+                                                     "locks": data.locks})
+    return {"namespace": namespace,
+            "values": await _resolved(namespace, {"solution": solution.id})}
+
+
+async def _write_lower(ctx: Any, level: Any, target_id: str, namespace: str,
+                       data: SettingsIn) -> None:
+    schema = _schema_for(namespace)
+    values = validate_values(schema, data.values)
+    solution_layers = await _store().layers(namespace, {"solution": ctx.solution.id})
+    locks = solution_layers[0].locks if solution_layers else frozenset()
+    try:
+        check_write(level, values, locks)
+    except Forbidden:
+        await _audit().record("settings.locked_write_refused", actor=ctx.principal,
+                              account_id=ctx.account.id, solution_id=ctx.solution.id,
+                              target=namespace, details={"level": level, "keys": sorted(values)})
+        raise
+    await _store().write(level, target_id, namespace, values)
+    await _audit().record("settings.changed", actor=ctx.principal, account_id=ctx.account.id,
+                          solution_id=ctx.solution.id, target=namespace,
+                          details={"level": level, "keys": sorted(values)})
+
+
+@blueprint.put("/accounts/<account_id>/settings/<namespace>")
+@validate_request(SettingsIn)
+async def put_account_settings(account_id: str, namespace: str, data: SettingsIn
+                               ) -> dict[str, Any]:
+    ctx = await context.enter_account(account_id)
+    service.require_rank(ctx.principal, ctx, Role.ACCOUNT_ADMIN)
+    await _write_lower(ctx, "account", ctx.account.id, namespace, data)
+    targets = {"solution": ctx.solution.id, "account": ctx.account.id}
+    return {"namespace": namespace, "values": await _resolved(namespace, targets)}
+
+
+@blueprint.put("/accounts/<account_id>/groups/<group_id>/settings/<namespace>")
+@validate_request(SettingsIn)
+async def put_group_settings(account_id: str, group_id: str, namespace: str, data: SettingsIn
+                             ) -> dict[str, Any]:
+    ctx = await context.enter_account(account_id)
+    group = await service.get_group(_db(), ctx, group_id)
+    service.require_rank(ctx.principal, ctx, Role.GROUP_ADMIN, group.id)
+    await _write_lower(ctx, "group", group.id, namespace, data)
+    targets = {"solution": ctx.solution.id, "account": ctx.account.id, "group": group.id}
+    return {"namespace": namespace, "values": await _resolved(namespace, targets)}

@@ -1,0 +1,142 @@
+"""Settings cascade Platform → Solution → Account → Group, with locks and provenance.
+
+A namespace is a plugin name (its manifest's settings schema gives the platform
+defaults) or ``branding``. Each lower level may override a key unless a
+SOLUTION_ADMIN locked it at the Solution level; the resolved value of every
+key says where it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from core.kernel.errors import Forbidden, Unprocessable
+
+Level = Literal["platform", "solution", "account", "group"]
+LEVELS: tuple[Level, ...] = ("platform", "solution", "account", "group")
+
+
+@dataclass(frozen=True)
+class Layer:
+    level: Level
+    target_id: str
+    values: Mapping[str, Any]
+    locks: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: Any
+    source: Level
+    source_id: str
+    locked: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "source": self.source, "source_id": self.source_id,
+                "locked": self.locked}
+
+
+def resolve(layers: list[Layer]) -> dict[str, Resolved]:
+    """Apply layers in cascade order; a key locked at the Solution stops there."""
+    ordered = sorted(layers, key=lambda layer: LEVELS.index(layer.level))
+    resolved: dict[str, Resolved] = {}
+    locked: set[str] = set()
+    for layer in ordered:
+        for key, value in layer.values.items():
+            if key in locked:
+                continue
+            resolved[key] = Resolved(value, layer.level, layer.target_id, key in layer.locks)
+        if layer.level == "solution":
+            locked |= set(layer.locks)
+            for key in layer.locks:
+                if key in resolved:
+                    current = resolved[key]
+                    resolved[key] = Resolved(current.value, current.source, current.source_id,
+                                             True)
+    return resolved
+
+
+def check_write(level: Level, values: Mapping[str, Any], solution_locks: frozenset[str]) -> None:
+    """Writing a locked key below the Solution is refused (403)."""
+    if level in ("account", "group"):
+        blocked = sorted(set(values) & solution_locks)
+        if blocked:
+            raise Forbidden(
+                f"These settings are locked by the Solution: {', '.join(blocked)}.",
+                type_slug="setting-locked", locked=blocked,
+            )
+
+
+def validate_values(schema: type[BaseModel] | None, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the schema's keys, each valid on its own (a partial update)."""
+    if schema is None:
+        raise Unprocessable("This namespace has no settings.")
+    unknown = sorted(set(values) - set(schema.model_fields))
+    if unknown:
+        raise Unprocessable(f"Unknown settings: {', '.join(unknown)}.")
+    try:
+        checked = schema.model_validate({**platform_defaults(schema), **values})
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise Unprocessable("Invalid settings.", errors=errors) from None
+    dumped = checked.model_dump(mode="json")
+    return {key: dumped[key] for key in values}
+
+
+def platform_defaults(schema: type[BaseModel] | None) -> dict[str, Any]:
+    if schema is None:
+        return {}
+    return {
+        name: info.get_default(call_default_factory=True)
+        for name, info in schema.model_fields.items()
+        if not info.is_required()
+    }
+
+
+class BrandingSettings(BaseModel):
+    """Branding keys in the cascade (the white-label work extends this)."""
+
+    model_config = {"extra": "forbid"}
+
+    product_name: str | None = None
+    primary_color: str | None = None
+    font: str | None = None
+
+
+def _layer_id(level: Level, target_id: str, namespace: str) -> str:
+    return f"{level}:{target_id}:{namespace}"
+
+
+class CascadeStore:
+    """Settings layers in MongoDB (one document per level, target and namespace)."""
+
+    def __init__(self, database: Any) -> None:
+        self.collection = database["settings_layers"]
+
+    async def layers(self, namespace: str, targets: Mapping[Level, str]) -> list[Layer]:
+        ids = [_layer_id(level, target, namespace) for level, target in targets.items()]
+        docs = await self.collection.find({"_id": {"$in": ids}}).to_list()
+        return [
+            Layer(doc["level"], doc["target_id"], doc.get("values", {}),
+                  frozenset(doc.get("locks", [])))
+            for doc in docs
+        ]
+
+    async def write(self, level: Level, target_id: str, namespace: str,
+                    values: Mapping[str, Any], locks: list[str] | None = None) -> None:
+        update: dict[str, Any] = {
+            "level": level, "target_id": target_id, "namespace": namespace,
+        }
+        update.update({f"values.{key}": value for key, value in values.items()})
+        if locks is not None:
+            update["locks"] = sorted(set(locks))
+        await self.collection.update_one(
+            {"_id": _layer_id(level, target_id, namespace)}, {"$set": update}, upsert=True
+        )
