@@ -90,6 +90,7 @@ class AuditLog:
         """Append an event; never store secrets or tokens in ``details``."""
         chain = chain_for(account_id=account_id, solution_id=solution_id)
         actor_id = actor.uid if isinstance(actor, Principal) else actor
+        # Every event caused during impersonation names the impersonator.
         impersonator = actor.impersonator if isinstance(actor, Principal) else None
         for _ in range(20):
             last = await self.events.find(

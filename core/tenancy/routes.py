@@ -553,3 +553,40 @@ async def put_group_settings(account_id: str, group_id: str, namespace: str, dat
     await _write_lower(ctx, "group", group.id, namespace, data)
     targets = {"solution": ctx.solution.id, "account": ctx.account.id, "group": group.id}
     return {"namespace": namespace, "values": await _resolved(namespace, targets)}
+
+
+# -- break-glass impersonation -------------------------------------------------------
+
+
+class ImpersonationIn(Strict):
+    uid: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=10, max_length=500)
+    minutes: int = Field(15, ge=1, le=60)
+    write: bool = False
+
+
+@blueprint.post("/admin/impersonations")
+@validate_request(ImpersonationIn)
+async def start_impersonation(data: ImpersonationIn) -> tuple[dict[str, Any], int]:
+    """SUPERADMIN only; the session id goes in the ``X-Impersonation`` header."""
+    principal = await context.authenticate()
+    tenancy = context.services().tenancy
+    session = await tenancy.impersonation.start(
+        principal, uid=data.uid, reason=data.reason, minutes=data.minutes, write=data.write
+    )
+    target = await _db()["users"].find_one({"_id": data.uid}, projection={"memberships": 1})
+    accounts = {
+        (m.get("account_id"), m.get("solution_id"))
+        for m in (target or {}).get("memberships", []) if m.get("account_id")
+    }
+    details = {"uid": data.uid, "reason": session["reason"], "write": data.write,
+               "expires_at": session["expires_at"].isoformat()}
+    # Visible to the tenant's admins: one event in each account the user belongs to.
+    for account_id, solution_id in sorted(accounts):
+        await tenancy.audit.record("impersonation.started", actor=principal,
+                                   account_id=account_id, solution_id=solution_id,
+                                   target=data.uid, details=details)
+    await tenancy.audit.record("impersonation.started", actor=principal, target=data.uid,
+                               details=details)
+    return {"id": session["_id"], "uid": data.uid, "read_only": not data.write,
+            "expires_at": session["expires_at"].isoformat(), "header": "X-Impersonation"}, 201
