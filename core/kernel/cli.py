@@ -61,11 +61,14 @@ def serve(bind: str | None, workers: int | None) -> None:
     serve_forever(settings, bind=bind or settings.bind, workers=workers or settings.workers)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=REPO_ROOT / ".data")
 @click.option("--port", type=int, default=8080)
-def dev(data_dir: Path, port: int) -> None:
+@click.pass_context
+def dev(ctx: click.Context, data_dir: Path, port: int) -> None:
     """Run the whole platform on the embedded stack (what `make run` does)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from core.kernel.devstack import run_embedded_stack
     from core.kernel.serving import serve_forever
 
@@ -85,7 +88,7 @@ def dev(data_dir: Path, port: int) -> None:
             f"  auth       http://{stack.firebase_auth_host}  (Firebase Auth emulator)\n"
             f"  storage    {stack.gcs_endpoint}  (fake-gcs-server)\n"
             "  demo users: see README (password 'synergyhub-demo'); "
-            "`synergyhub dev-token EMAIL` prints a token\n"
+            "`synergyhub dev token EMAIL` prints a token\n"
             "Press Ctrl-C to stop everything.\n"
         )
         serve_forever(settings, bind=f"127.0.0.1:{port}", workers=1)
@@ -121,7 +124,7 @@ def seed_demo() -> None:
     click.echo("Demo data is in place.")
 
 
-@main.command("dev-token")
+@dev.command("token")
 @click.argument("email")
 @click.option("--password", default="synergyhub-demo")
 def dev_token(email: str, password: str) -> None:
