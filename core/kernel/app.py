@@ -87,7 +87,13 @@ def _kernel_plugins() -> list[tuple[str, object]]:
 
 
 def _mount_plugin_routes(app: Quart, registry: PluginRegistry) -> None:
-    """Mount every installed plugin's blueprints; gate each request per Solution."""
+    """Mount every installed plugin's blueprints; gate each request per Solution.
+
+    The gate is one app-level ``before_request`` keyed by the registered
+    blueprint name, so a plugin's module-level blueprint is never mutated and
+    can be mounted by several apps in one process (tests, workers).
+    """
+    owners: dict[str, str] = {}
     for plugin, blueprints in registry.collect("register_routes").items():
         if registry.is_kernel(plugin):
             for blueprint in blueprints:
@@ -95,24 +101,24 @@ def _mount_plugin_routes(app: Quart, registry: PluginRegistry) -> None:
             continue
         for blueprint in blueprints:
             if not isinstance(blueprint, Blueprint):
-                log.error("register_routes returned a non-blueprint", extra={"plugin": plugin})
+                registry.record_fault(plugin, "register_routes",
+                                      TypeError("register_routes returned a non-blueprint"))
                 continue
-            blueprint.before_request(_plugin_gate(plugin))
+            name = f"plugin_{plugin}_{blueprint.name}"
             app.register_blueprint(
-                blueprint,
-                url_prefix=PLUGIN_PREFIX.format(plugin=plugin),
-                name=f"plugin_{plugin}_{blueprint.name}",
+                blueprint, url_prefix=PLUGIN_PREFIX.format(plugin=plugin), name=name
             )
+            owners[name] = plugin
 
-
-def _plugin_gate(plugin: str) -> Any:
-    async def gate() -> None:
+    @app.before_request
+    async def _plugin_gate() -> None:
+        plugin = next((owners[b] for b in request.blueprints if b in owners), None)
+        if plugin is None:
+            return
         account_id = (request.view_args or {}).get("account_id", "")
         ctx = await context.enter_account(account_id)
         if plugin not in ctx.solution.enabled_plugins:
             raise NotFound("No such resource.")
-
-    return gate
 
 
 def _install_health_routes(app: Quart) -> None:

@@ -71,13 +71,16 @@ def _run_in_daemon_thread(func: Callable[[], Any]) -> concurrent.futures.Future[
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
     def target() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
         try:
             value = func()
             if inspect.isawaitable(value):
                 value = asyncio.run(_await(value))
-            future.set_result(value)
         except BaseException as exc:
             future.set_exception(exc)
+        else:
+            future.set_result(value)
 
     threading.Thread(target=target, name="synergyhub-hook", daemon=True).start()
     return future
@@ -125,15 +128,16 @@ class PluginRegistry:
     ) -> list[tuple[str, Callable[..., Any], tuple[str, ...]]]:
         caller = getattr(self.manager.hook, hook_name)
         selected = []
-        # pluggy keeps registration order reversed (LIFO); call in registration order.
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() lists in registration order (pluggy itself calls LIFO);
+        # the kernel calls in registration order so kernel plugins come first.
+        for impl in caller.get_hookimpls():
             name = self.manager.get_name(impl.plugin) or repr(impl.plugin)
             if only is not None and not self.is_kernel(name) and name not in only:
                 continue
             selected.append((name, impl.function, tuple(impl.argnames)))
         return selected
 
-    def _fault(self, plugin: str, hook: str, exc: BaseException) -> None:
+    def record_fault(self, plugin: str, hook: str, exc: BaseException) -> None:
         fault = HookFault(plugin=plugin, hook=hook, reason=_describe(exc))
         self.faults.append(fault)
         del self.faults[:-1000]
@@ -161,7 +165,7 @@ class PluginRegistry:
                     future = _run_in_daemon_thread(functools.partial(function, **args))
                     value = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout)
             except Exception as exc:
-                self._fault(name, hook_name, exc)
+                self.record_fault(name, hook_name, exc)
                 continue
             if value is not None:
                 results.append(HookResult(name, value))
@@ -178,10 +182,10 @@ class PluginRegistry:
             try:
                 value = future.result(timeout=self.timeout)
             except concurrent.futures.TimeoutError as exc:
-                self._fault(name, hook_name, TimeoutError(str(exc)))
+                self.record_fault(name, hook_name, TimeoutError(str(exc)))
                 continue
             except Exception as exc:
-                self._fault(name, hook_name, exc)
+                self.record_fault(name, hook_name, exc)
                 continue
             if value is not None:
                 results.append(HookResult(name, value))

@@ -362,6 +362,8 @@ class RepositoryFactory:
         self.models: dict[str, type[ScopedResource]] = {}
 
     def register(self, model: type[ScopedResource]) -> None:
+        if not (isinstance(model, type) and issubclass(model, ScopedResource)):
+            raise TypeError(f"{model!r} is not a ScopedResource subclass")
         if not model.collection:
             raise ValueError(f"{model.__name__} must name its collection")
         self.models[model.collection] = model

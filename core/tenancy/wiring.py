@@ -34,15 +34,25 @@ class TenancyServices:
             audit=AuditLog(db),
             impersonation=Impersonation(db),
         )
-        for plugin_models in services.plugins.collect("register_models").values():
-            for model in plugin_models:
-                tenancy.repositories.register(model)
+        for plugin, models in services.plugins.collect("register_models").items():
+            for model in models:
+                try:
+                    tenancy.repositories.register(model)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    services.plugins.record_fault(plugin, "register_models", exc)
         await tenancy.directory.create_indexes()
         await tenancy.audit.create_indexes()
         await tenancy.repositories.create_indexes()
 
         async def notify(event: dict[str, Any]) -> None:
-            await services.plugins.call("activity_recorded", event=event)
+            """Only the plugins the event's Solution enables observe it."""
+            enabled: list[str] = []
+            if event.get("solution_id"):
+                solution = await db["solutions"].find_one(
+                    {"_id": event["solution_id"]}, projection={"enabled_plugins": 1}
+                )
+                enabled = list((solution or {}).get("enabled_plugins", []))
+            await services.plugins.call("activity_recorded", only=enabled, event=event)
 
         tenancy.audit.observers.append(notify)
         services.tenancy = tenancy

@@ -460,6 +460,7 @@ async def _create_group(probe_app: ProbeApp, personas: Personas, name: str) -> s
 
 async def test_hook_activity_recorded(probe_app: ProbeApp, tenancy: Personas) -> None:
     await _enable(probe_app, tenancy, PROBE)
+    await _enable(probe_app, tenancy, BROKEN)  # observers must be enabled to see events
     faults_before = len(probe_app.registry.faults)
 
     group_id = await _create_group(probe_app, tenancy, "Observed group")
@@ -481,12 +482,6 @@ async def test_hook_activity_recorded(probe_app: ProbeApp, tenancy: Personas) ->
         in new_faults
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/tenancy/wiring.py calls activity_recorded without only=: plugins the "
-    "event's Solution does not enable observe its audit events (hookspec: 'Called for "
-    "every audit event of an enabled plugin's Solution')",
-)
 async def test_activity_recorded_reaches_only_enabled_plugins(
     probe_app: ProbeApp, tenancy: Personas
 ) -> None:
@@ -556,7 +551,7 @@ async def test_hook_register_token_providers(probe_app: ProbeApp) -> None:
     assert body["plugins"][PROBE]["state"] == "ok"
 
 
-# -- known kernel defects (strict xfail: these flip to failures once fixed) -----------------------
+# -- regressions of kernel defects found while writing these tests -----------------------
 
 
 SHARED_BLUEPRINT = Blueprint("shared_routes", __name__)
@@ -575,13 +570,6 @@ class ModuleBlueprintPlugin:
         return SHARED_BLUEPRINT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core/kernel/app.py _mount_plugin_routes calls blueprint.before_request() on the "
-    "plugin's blueprint object; Quart refuses once that object was registered by an earlier "
-    "app, so a second create_app in one process fails for module-level blueprints",
-)
 async def test_plugin_blueprint_can_be_mounted_by_two_apps(hooks_settings: Any) -> None:
     plugins = [("shared", ModuleBlueprintPlugin())]
     first = create_app(hooks_settings, extra_plugins=plugins, load_entrypoints=False)
@@ -598,11 +586,6 @@ class NotAModelPlugin:
         return ["not a model class"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/tenancy/wiring.py registers register_models results outside the fault "
-    "isolation: a result that is not a ScopedResource class stops the app from serving",
-)
 async def test_register_models_bad_result_is_isolated(hooks_settings: Any) -> None:
     app = create_app(hooks_settings, extra_plugins=[("notamodel", NotAModelPlugin())],
                      load_entrypoints=False)

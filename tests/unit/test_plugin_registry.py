@@ -400,14 +400,9 @@ def test_implementation_of_an_unknown_hook_is_refused_at_build_time() -> None:
         _registry(("typo", Typo()))
 
 
-# -- known kernel defects (strict xfail: these flip to failures once fixed) ------------
+# -- regressions of kernel defects found while writing these tests ------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/kernel/plugins.py reverses get_hookimpls() (already registration order), "
-    "so hooks run LIFO although the comment says 'call in registration order'",
-)
 def test_hooks_are_called_in_registration_order() -> None:
     registry = _registry(("sync", SyncPlugin()), ("async", AsyncPlugin()))
 
@@ -416,12 +411,6 @@ def test_hooks_are_called_in_registration_order() -> None:
     assert [r.plugin for r in results] == ["sync", "async"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PluginRegistry.call: wait_for cancels the wrapped concurrent Future on timeout; "
-    "when the hung sync hook later returns, set_result/set_exception raise "
-    "InvalidStateError in the daemon thread (unhandled thread exception)",
-)
 @asyncio_test
 async def test_timed_out_sync_hook_thread_ends_cleanly(
     release: threading.Event, monkeypatch: pytest.MonkeyPatch
