@@ -131,8 +131,8 @@ def principal_write_keys(principal: Principal, *, solution_id: str, account_id: 
             and m.account_id == account_id
             and m.role is Role.GROUP_ADMIN
         )
-        if above or account_role in (Role.ACCOUNT_ADMIN, Role.MEMBER):
-            keys.append(f"w:usr:{principal.uid}@{account_id}")
+    if above or account_role in (Role.ACCOUNT_ADMIN, Role.MEMBER):
+        keys.append(f"w:usr:{principal.uid}@{account_id}")
     return keys
 
 
