@@ -17,9 +17,8 @@ import pytest
 import pytest_asyncio
 
 from core.tenancy.identity import normalize_email
-from core.tenancy.models import new_id, utcnow
+from core.tenancy.models import Scope, new_id, utcnow
 from core.tenancy.rules import resource_read_keys, resource_write_keys
-from core.tenancy.models import Scope
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

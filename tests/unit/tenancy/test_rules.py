@@ -237,7 +237,8 @@ def test_explain_paths(principal: str, action: str, column: str, text: str) -> N
 
 
 def test_explain_without_names_uses_ids() -> None:
-    assert explain(P["acc_admin"], "read", R["account"]).path == f"ACCOUNT_ADMIN of {A1} → account scope"
+    path = explain(P["acc_admin"], "read", R["account"]).path
+    assert path == f"ACCOUNT_ADMIN of {A1} → account scope"
 
 
 # --------------------------------------------------------------------------
