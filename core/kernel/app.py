@@ -19,6 +19,7 @@ from quart_schema.openapi import OpenAPIProvider
 
 from core.kernel import context
 from core.kernel.database import open_client, ping
+from core.kernel.default_plugins import kernel_plugins
 from core.kernel.errors import NotFound, install_error_handlers
 from core.kernel.logging import configure_logging
 from core.kernel.middleware import DOCS_CSP, install_middleware
@@ -77,13 +78,6 @@ class ProblemAwareOpenAPI(OpenAPIProvider):
                     responses["200"] = {"description": "Success"}
                 responses.setdefault("default", problem)
         return spec
-
-
-def _kernel_plugins() -> list[tuple[str, object]]:
-    """The kernel's own features, registered through the same hooks as plugins."""
-    from core.tenancy import plugin as tenancy_plugin
-
-    return [("tenancy", tenancy_plugin)]
 
 
 def _mount_plugin_routes(app: Quart, registry: PluginRegistry) -> None:
@@ -198,7 +192,7 @@ def create_app(
         load_entrypoints=(
             settings.load_entrypoint_plugins if load_entrypoints is None else load_entrypoints
         ),
-        kernel_plugins=_kernel_plugins(),
+        kernel_plugins=kernel_plugins(),
         extra_plugins=extra_plugins,
     )
     services = Services(settings=settings, plugins=registry)

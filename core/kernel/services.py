@@ -37,6 +37,12 @@ class Services:
     _mongo: AsyncMongoClient[Document] | None = None
     _http: httpx.AsyncClient | None = None
     tenancy_or_none: TenancyServices | None = None
+    # Filled by kernel plugins in their ``startup`` hook (None until serving).
+    ai: Any = None  # core.ai gateway + usage meter
+    storage: Any = None  # core.storage service (signed URLs)
+    broker: Any = None  # core.broker ephemeral-token broker
+    realtime: Any = None  # core.realtime Socket.IO server facade
+    whitelabel: Any = None  # core.whitelabel services (themes, landing pages)
 
     @property
     def tenancy(self) -> TenancyServices:
