@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from quart import Blueprint, Response
 from quart_schema import validate_querystring, validate_request
 
@@ -14,7 +14,7 @@ from core.tenancy.models import Scope
 
 blueprint = Blueprint("documents", __name__, url_prefix="/api/v1/accounts/<account_id>/documents")
 
-Tag = Field(min_length=1, max_length=50, pattern=r"^[\w .:-]+$")
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[\w .:-]+$")]
 
 
 class DocumentIn(BaseModel):
@@ -23,7 +23,7 @@ class DocumentIn(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     content_type: str = Field(min_length=3, max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+$")
     size: int = Field(ge=0, le=5 * 1024**3)
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
     scope: Scope = Scope.PRIVATE
     group_id: str | None = Field(None, max_length=64)
 
@@ -32,14 +32,22 @@ class DocumentPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     title: str | None = Field(None, min_length=1, max_length=300)
-    tags: list[str] | None = Field(None, max_length=50)
+    tags: list[Tag] | None = Field(None, max_length=50)
+
+    @field_validator("title", "tags", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Omit a field to keep it; an explicit null would erase a required value."""
+        if value is None:
+            raise ValueError("must not be null; omit the field to keep its value")
+        return value
 
 
 class DocumentQuery(BaseModel):
     limit: int = Field(50, ge=1, le=100)
     cursor: str | None = Field(None, max_length=500)
     sort: str = Field("-_id", pattern=r"^-?[a-z_]{1,40}$")
-    tag: str | None = Field(None, max_length=50)
+    tag: Tag | None = None
     scope: Scope | None = None
     group_id: str | None = Field(None, max_length=64)
 

@@ -8,6 +8,7 @@ import uuid
 
 from quart import Quart, Response, g, request
 
+from core.kernel.errors import Unprocessable
 from core.kernel.logging import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -46,6 +47,15 @@ def install_middleware(app: Quart, *, cors_origins: list[str]) -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request_id_var.set(g.request_id)
+
+    @app.before_request
+    async def _refuse_operator_query_keys() -> None:
+        """Query keys never become filter keys: ``$``/dotted keys are refused at the edge."""
+        for key in request.args:
+            if key.startswith("$") or "$" in key or "." in key or "\x00" in key:
+                raise Unprocessable(
+                    f"Query parameter {key[:40]!r} is not allowed.", type_slug="invalid-query"
+                )
 
     @app.after_request
     async def _decorate(response: Response) -> Response:

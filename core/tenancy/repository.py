@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import builtins
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -36,6 +38,13 @@ T = TypeVar("T", bound=ScopedResource)
 Filter = dict[str, Any]
 Scalar = str | int | float | bool | None
 Docs = list[dict[str, Any]]
+Hint = list[tuple[str, int]] | None
+
+# Index hints keep combined predicates index-backed on every engine (SecantusDB only
+# plans single-predicate filters by itself; mongod would choose these plans anyway).
+ID_HINT = [("_id", 1)]
+ACCESS_HINT = [("read_keys", 1), ("_id", -1)]
+WRITE_HINT = [("write_keys", 1)]
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
@@ -85,6 +94,10 @@ def _decode_cursor(cursor: str) -> tuple[Any, str]:
             sort_value = datetime.fromisoformat(sort_value["$dt"])
         elif isinstance(sort_value, dict | list):
             raise ValueError
+        elif isinstance(sort_value, int) and not -(2**63) <= sort_value < 2**63:
+            raise ValueError  # BSON cannot hold it
+        elif isinstance(sort_value, float) and not math.isfinite(sort_value):
+            raise ValueError
         if not isinstance(last_id, str):
             raise ValueError
         return sort_value, last_id
@@ -131,7 +144,7 @@ class ScopedRepository(ABC, Generic[T]):
     # -- reads -------------------------------------------------------------
 
     async def get(self, resource_id: str) -> T:
-        doc = await self._find_one(self._with_access({"_id": resource_id}))
+        doc = await self._find_one(self._with_access({"_id": resource_id}), ID_HINT)
         if doc is None:
             raise NotFound("No such resource.")
         return self._load(doc)
@@ -159,7 +172,8 @@ class ScopedRepository(ABC, Generic[T]):
             )
             query = {"$and": [query, after]} if query else after
         order = [(field, direction)] if field == "_id" else [(field, direction), ("_id", direction)]
-        docs = await self._find(self._with_access(query), order, limit + 1)
+        docs = await self._find(self._with_access(query), order, limit + 1,
+                                ACCESS_HINT if query else None)
         items = [self._load(doc) for doc in docs[:limit]]
         next_cursor = None
         if len(docs) > limit:
@@ -168,7 +182,8 @@ class ScopedRepository(ABC, Generic[T]):
         return Page(items, next_cursor)
 
     async def count(self, filters: Mapping[str, Any] | None = None) -> int:
-        return await self._count(self._with_access(self._user_filter(filters)))
+        query = self._user_filter(filters)
+        return await self._count(self._with_access(query), ACCESS_HINT if query else None)
 
     async def distinct(
         self, field: str, filters: Mapping[str, Any] | None = None
@@ -243,8 +258,10 @@ class ScopedRepository(ABC, Generic[T]):
         smuggled = PROTECTED_FIELDS & set(changes)
         if smuggled:
             raise InvalidQuery(f"Fields set by the platform cannot be changed: {sorted(smuggled)}.")
+        changes = self._validated_changes(changes)
         doc = await self._update_one(
             self._with_access({"_id": resource_id}, write=True),
+            ID_HINT,
             {"$set": {**changes, "updated_at": utcnow()}},
         )
         if doc is None:
@@ -252,9 +269,31 @@ class ScopedRepository(ABC, Generic[T]):
         return self._load(doc)
 
     async def delete(self, resource_id: str) -> None:
-        deleted = await self._delete_one(self._with_access({"_id": resource_id}, write=True))
+        deleted = await self._delete_one(
+            self._with_access({"_id": resource_id}, write=True), ID_HINT
+        )
         if not deleted:
             raise NotFound("No such resource.")
+
+    def _validated_changes(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate each changed field against the model, so a write never stores
+        a value the model cannot load again (a poisoned record would 500 on read)."""
+        checked: dict[str, Any] = {}
+        for key, value in changes.items():
+            field = self.model.model_fields.get(key)
+            if field is None:
+                raise InvalidQuery(f"Field {key!r} does not exist.")
+            annotated: Any = (
+                Annotated[field.annotation, *field.metadata] if field.metadata
+                else field.annotation
+            )
+            adapter: TypeAdapter[Any] = TypeAdapter(annotated)
+            try:
+                checked[key] = adapter.validate_python(value)
+            except ValidationError as exc:
+                message = exc.errors(include_url=False, include_input=False)[0]["msg"]
+                raise Unprocessable(f"{key}: {message}.") from None
+        return checked
 
     # -- (de)serialisation -------------------------------------------------
 
@@ -271,15 +310,15 @@ class ScopedRepository(ABC, Generic[T]):
     # -- adapter -----------------------------------------------------------
 
     @abstractmethod
-    async def _find_one(self, query: Filter) -> dict[str, Any] | None: ...
+    async def _find_one(self, query: Filter, hint: Hint = None) -> dict[str, Any] | None: ...
 
     @abstractmethod
     async def _find(
-        self, query: Filter, order: builtins.list[tuple[str, int]], limit: int
+        self, query: Filter, order: builtins.list[tuple[str, int]], limit: int, hint: Hint = None
     ) -> Docs: ...
 
     @abstractmethod
-    async def _count(self, query: Filter) -> int: ...
+    async def _count(self, query: Filter, hint: Hint = None) -> int: ...
 
     @abstractmethod
     async def _distinct(self, field: str, query: Filter) -> builtins.list[Any]: ...
@@ -291,10 +330,12 @@ class ScopedRepository(ABC, Generic[T]):
     async def _insert(self, doc: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    async def _update_one(self, query: Filter, update: Filter) -> dict[str, Any] | None: ...
+    async def _update_one(
+        self, query: Filter, hint: Hint, update: Filter
+    ) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    async def _delete_one(self, query: Filter) -> bool: ...
+    async def _delete_one(self, query: Filter, hint: Hint = None) -> bool: ...
 
     @abstractmethod
     async def _group_is_active(self, group_id: str) -> bool: ...
@@ -304,40 +345,61 @@ class MongoScopedRepository(ScopedRepository[T]):
     """Adapter: the port's operations on one MongoDB collection."""
 
     def __init__(
-        self, model: type[T], ctx: AccountContext, database: AsyncDatabase[dict[str, Any]]
+        self,
+        model: type[T],
+        ctx: AccountContext,
+        database: AsyncDatabase[dict[str, Any]],
     ) -> None:
         super().__init__(model, ctx)
         self._db = database
         self._collection = database[model.collection]
 
-    async def _find_one(self, query: Filter) -> dict[str, Any] | None:
-        return await self._collection.find_one(query)
+    async def _ready(self) -> None:
+        """Models bound after start-up get their indexes before the first query."""
+        await ensure_indexes(self._db, self.model)
+
+    async def _find_one(self, query: Filter, hint: Hint = None) -> dict[str, Any] | None:
+        await self._ready()
+        found = await self._collection.find(query, hint=hint).limit(1).to_list()
+        return found[0] if found else None
 
     async def _find(
-        self, query: Filter, order: builtins.list[tuple[str, int]], limit: int
+        self, query: Filter, order: builtins.list[tuple[str, int]], limit: int, hint: Hint = None
     ) -> Docs:
-        return await self._collection.find(query).sort(order).limit(limit).to_list()
+        await self._ready()
+        cursor = self._collection.find(query, hint=hint).sort(order).limit(limit)
+        return await cursor.to_list()
 
-    async def _count(self, query: Filter) -> int:
-        return await self._collection.count_documents(query)
+    async def _count(self, query: Filter, hint: Hint = None) -> int:
+        await self._ready()
+        if hint is None:
+            return await self._collection.count_documents(query)
+        return await self._collection.count_documents(query, hint=hint)
 
     async def _distinct(self, field: str, query: Filter) -> builtins.list[Any]:
+        await self._ready()
         return list(await self._collection.distinct(field, query))
 
     async def _aggregate(self, pipeline: Docs) -> Docs:
+        await self._ready()
         cursor = await self._collection.aggregate(pipeline)
         return await cursor.to_list()
 
     async def _insert(self, doc: dict[str, Any]) -> None:
+        await self._ready()
         await self._collection.insert_one(doc)
 
-    async def _update_one(self, query: Filter, update: Filter) -> dict[str, Any] | None:
+    async def _update_one(
+        self, query: Filter, hint: Hint, update: Filter
+    ) -> dict[str, Any] | None:
+        await self._ready()
         return await self._collection.find_one_and_update(
-            query, update, return_document=ReturnDocument.AFTER
+            query, update, return_document=ReturnDocument.AFTER, hint=hint
         )
 
-    async def _delete_one(self, query: Filter) -> bool:
-        result = await self._collection.delete_one(query)
+    async def _delete_one(self, query: Filter, hint: Hint = None) -> bool:
+        await self._ready()
+        result = await self._collection.delete_one(query, hint=hint)
         return result.deleted_count == 1
 
     async def _group_is_active(self, group_id: str) -> bool:
@@ -352,6 +414,22 @@ ACCESS_INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("read_keys", ASCENDING), ("_id", DESCENDING)),
     (("write_keys", ASCENDING),),
 )
+
+
+_INDEXED: set[tuple[str, str]] = set()
+
+
+async def ensure_indexes(
+    database: AsyncDatabase[dict[str, Any]], model: type[ScopedResource]
+) -> None:
+    """Create the access-filter and model indexes once per process and collection."""
+    key = (database.name, model.collection)
+    if key in _INDEXED:
+        return
+    collection = database[model.collection]
+    for keys in (*ACCESS_INDEXES, *model.indexes):
+        await collection.create_index(list(keys))
+    _INDEXED.add(key)
 
 
 class RepositoryFactory:
@@ -369,10 +447,8 @@ class RepositoryFactory:
         self.models[model.collection] = model
 
     async def create_indexes(self) -> None:
-        for model in self.models.values():
-            collection = self._db[model.collection]
-            for keys in (*ACCESS_INDEXES, *model.indexes):
-                await collection.create_index(list(keys))
+        for model in list(self.models.values()):
+            await ensure_indexes(self._db, model)
 
     def bind(self, model: type[T], ctx: AccountContext) -> ScopedRepository[T]:
         if model.collection not in self.models:

@@ -406,8 +406,10 @@ async def activity_export(account_id: str) -> Response:
     ctx = await context.enter_account(account_id)
     _require_audit_reader(ctx)
 
+    audit = _audit()  # resolved now: the stream outlives the request context
+
     async def lines() -> Any:
-        async for event in _audit().iter_chain(ctx.account.id):
+        async for event in audit.iter_chain(ctx.account.id):
             yield (json.dumps(_public_event(event), default=str) + "\n").encode()
 
     return Response(lines(), content_type="application/x-ndjson")

@@ -300,10 +300,6 @@ async def test_audit_chain_verifies_and_detects_tampering(
     assert broken["ok"] is False and broken["broken_at_seq"] == 3, broken
 
 
-@pytest.mark.xfail(strict=True, raises=(RuntimeError, pytest.fail.Exception), reason=(
-    "BUG: core/tenancy/routes.py activity_export streams a generator that calls "
-    "context.services() (current_app) after the request context is gone — 'Not within an "
-    "app context'; needs quart.stream_with_context or resolving the AuditLog first"))
 async def test_audit_export_is_ndjson(client: Any, personas: Any) -> None:
     account = await _fresh_account(client, personas, "export")
     sol = personas["SOLUTION_ADMIN"].headers()

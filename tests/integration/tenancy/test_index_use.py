@@ -10,6 +10,7 @@ import pytest
 from pymongo import ASCENDING, DESCENDING
 
 from core.tenancy.models import Scope, new_id, utcnow
+from core.tenancy.repository import ACCESS_HINT, ID_HINT
 from core.tenancy.rules import resource_read_keys, resource_write_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -80,8 +81,10 @@ async def _check_plans(synergyhub_services: Any, personas: Any, cases_for: Any) 
         try:
             collection = db[model.collection]
             some_id = (await collection.find_one({"marker": MARKER}))["_id"]
-            for label, query, order in cases_for(model, some_id):
-                cursor = collection.find(query)
+            for case in cases_for(model, some_id):
+                label, query, order = case[:3]
+                hint = case[3] if len(case) > 3 else None
+                cursor = collection.find(query, hint=hint)
                 if order:
                     cursor = cursor.sort(order).limit(51)
                 explained = await cursor.explain()
@@ -109,32 +112,28 @@ async def test_access_filter_uses_an_index(synergyhub_services: Any, personas: A
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SecantusDB plans every compound predicate ({$and: [access, {_id}]}, cursor pages, "
-    "client filters) as COLLSCAN; the repository passes no hint(), so get/update/delete "
-    "and pages after the first scan every tenant's data (a hint on read_keys_1__id_-1 / _id_ "
-    "gives IXSCAN)"))
 async def test_repository_query_shapes_use_an_index(
     synergyhub_services: Any, personas: Any
 ) -> None:
-    """The shapes the repository actually sends: the access filter combined with an id
-    (get), the write filter with an id (update/delete), a cursor (next page) and a
-    client filter. Each must stay on an index, so other tenants' volume never counts."""
+    """The shapes (and index hints) the repository actually sends: the access filter
+    combined with an id (get), the write filter with an id (update/delete), a cursor
+    (next page) and a client filter. Each must stay on an index, so other tenants'
+    volume never counts."""
     read_keys, write_keys = _keys(personas)
     access = {"read_keys": {"$in": read_keys}}
     write = {"write_keys": {"$in": write_keys}}
 
-    def cases(model: Any, some_id: str) -> list[tuple[str, dict[str, Any], Any]]:
-        found: list[tuple[str, dict[str, Any], Any]] = [
-            ("get: access ∧ _id", {"$and": [access, {"_id": some_id}]}, None),
-            ("update/delete: write ∧ _id", {"$and": [write, {"_id": some_id}]}, None),
+    def cases(model: Any, some_id: str) -> list[tuple[Any, ...]]:
+        found: list[tuple[Any, ...]] = [
+            ("get: access ∧ _id", {"$and": [access, {"_id": some_id}]}, None, ID_HINT),
+            ("update/delete: write ∧ _id", {"$and": [write, {"_id": some_id}]}, None, ID_HINT),
             ("next page: access ∧ _id<cursor", {"$and": [access, {"_id": {"$lt": some_id}}]},
-             [("_id", DESCENDING)]),
+             [("_id", DESCENDING)], ACCESS_HINT),
         ]
         if model.filterable:
             field = sorted(model.filterable)[0]
             found.append((f"filtered list: access ∧ {field}",
-                          {"$and": [access, {field: "x"}]}, [("_id", DESCENDING)]))
+                          {"$and": [access, {field: "x"}]}, [("_id", DESCENDING)], ACCESS_HINT))
         return found
 
     failures = await _check_plans(synergyhub_services, personas, cases)

@@ -152,10 +152,6 @@ async def test_document_bodies(client: Any, personas: Any, synergyhub_services: 
     check.report()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: PATCH {title: null} / {tags: null} passes DocumentPatch (Optional fields), is "
-    "$set into the stored item, then Document validation fails: 500, and the stored item "
-    "stays poisoned so every later get/list that includes it answers 500"))
 async def test_patch_with_null_fields_is_refused(
     client: Any, personas: Any, synergyhub_services: Any
 ) -> None:
@@ -225,9 +221,6 @@ async def test_list_query_and_cursor(client: Any, personas: Any) -> None:
     check.report()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SPEC MISMATCH: query-string keys starting with `$` or containing `.` are silently "
-    "ignored (200) by DocumentQuery instead of being rejected at the edge (ARCHITECTURE §3)"))
 async def test_list_rejects_operator_and_dotted_query_keys(client: Any, personas: Any) -> None:
     docs = f"/api/v1/accounts/{personas.home_account}/documents"
     check = Checker(client, personas["MEMBER"])
@@ -237,9 +230,6 @@ async def test_list_rejects_operator_and_dotted_query_keys(client: Any, personas
     check.report()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a cursor whose sort value is an integer beyond 64 bits reaches pymongo, which "
-    "raises OverflowError (BSON cannot encode it): 500 instead of 422"))
 async def test_cursor_with_unrepresentable_value_is_422(client: Any, personas: Any) -> None:
     docs = f"/api/v1/accounts/{personas.home_account}/documents"
     check = Checker(client, personas["MEMBER"])
