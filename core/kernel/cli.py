@@ -216,6 +216,39 @@ def grant_superadmin(email: str) -> None:
     click.echo(f"{email} is now SUPERADMIN.")
 
 
+@admin.command("purge-account")
+@click.argument("account_id")
+@click.option("--yes", is_flag=True, help="Confirm the irreversible deletion")
+def purge_account(account_id: str, yes: bool) -> None:
+    """Hard-delete an ARCHIVED account's data (its audit chain is kept)."""
+    from core.kernel.default_plugins import kernel_plugins
+    from core.kernel.plugins import build_plugin_registry
+    from core.tenancy.purge import PurgeRefused
+    from core.tenancy.purge import purge_account as purge
+
+    if not yes:
+        click.echo("Refusing without --yes: purging cannot be undone.", err=True)
+        sys.exit(2)
+    settings = _settings()
+    registry = build_plugin_registry(timeout=settings.hook_timeout_seconds,
+                                     kernel_plugins=kernel_plugins())
+    collections = {
+        model.collection
+        for models in registry.collect("register_models").values()
+        for model in models
+    }
+
+    async def work(db: Any) -> Any:
+        return await purge(db, account_id, scoped_collections=collections, actor="cli")
+
+    try:
+        report = _with_db(settings, work)
+    except PurgeRefused as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(json.dumps(report.as_dict()))
+
+
 @main.group()
 def audit() -> None:
     """The tamper-evident audit log."""

@@ -1,0 +1,62 @@
+"""Hard deletion of an archived account: the only path that removes tenant data.
+
+Everything else archives. Purging is an operator action (CLI), refused unless the
+account is archived first, and it keeps the account's audit chain: the record of
+what happened outlives the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.tenancy.audit import AuditLog
+from core.tenancy.models import Status
+
+# Kernel collections keyed by account_id besides the scoped models.
+ACCOUNT_COLLECTIONS = ("groups", "invitations")
+
+
+class PurgeRefused(RuntimeError):
+    pass
+
+
+@dataclass
+class PurgeReport:
+    account_id: str
+    deleted: dict[str, int] = field(default_factory=dict)
+    memberships_removed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "deleted": self.deleted,
+                "memberships_removed": self.memberships_removed}
+
+
+async def purge_account(
+    db: AsyncDatabase[dict[str, Any]], account_id: str, *, scoped_collections: Iterable[str],
+    actor: str,
+) -> PurgeReport:
+    account = await db["accounts"].find_one({"_id": account_id})
+    if account is None:
+        raise PurgeRefused(f"No account {account_id!r}.")
+    if account.get("status") != Status.ARCHIVED.value:
+        raise PurgeRefused("Archive the account first (DELETE /api/v1/accounts/{id}).")
+    report = PurgeReport(account_id)
+    for name in sorted({*scoped_collections, *ACCOUNT_COLLECTIONS}):
+        result = await db[name].delete_many({"account_id": account_id})
+        report.deleted[name] = result.deleted_count
+    layers = await db["settings_layers"].delete_many({"target_id": account_id})
+    report.deleted["settings_layers"] = layers.deleted_count
+    users = await db["users"].update_many(
+        {"memberships.account_id": account_id},
+        {"$pull": {"memberships": {"account_id": account_id}}},
+    )
+    report.memberships_removed = users.modified_count
+    await db["accounts"].delete_one({"_id": account_id})
+    report.deleted["accounts"] = 1
+    await AuditLog(db).record("account.purged", actor=actor, solution_id=account["solution_id"],
+                              target=account_id, details=report.as_dict())
+    return report

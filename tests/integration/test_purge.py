@@ -1,0 +1,55 @@
+"""`synergyhub admin purge-account`: the only hard delete, archived accounts only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _purge(settings: Any, account_id: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MONGODB_URI": settings.mongodb_uri.get_secret_value(),
+           "SYNERGYHUB_MONGODB_DATABASE": settings.mongodb_database}
+    return subprocess.run([sys.executable, "-m", "core.kernel.cli", "admin", "purge-account",
+                           account_id, *flags], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+async def test_purge_only_archived_and_only_that_account(
+    client: Any, personas: Any, synergyhub_settings: Any, synergyhub_services: Any
+) -> None:
+    sol_admin = personas["SOLUTION_ADMIN"].headers()
+    created = await client.post(f"/api/v1/solutions/{personas.home_solution}/accounts",
+                                json={"slug": "to-purge", "name": "To purge"}, headers=sol_admin)
+    account = (await created.get_json())["id"]
+    doc = await client.post(f"/api/v1/accounts/{account}/documents", headers=sol_admin,
+                            json={"title": "t", "content_type": "text/plain", "size": 1,
+                                  "scope": "account"})
+    assert doc.status_code == 201
+    keep = await client.post(f"/api/v1/accounts/{personas.home_account}/documents",
+                             headers=sol_admin, json={"title": "keep", "size": 1,
+                                                      "content_type": "text/plain",
+                                                      "scope": "account"})
+    keep_id = (await keep.get_json())["id"]
+
+    refused = _purge(synergyhub_settings, account, "--yes")
+    assert refused.returncode == 1 and "Archive the account first" in refused.stderr
+    assert _purge(synergyhub_settings, account).returncode == 2  # no --yes
+
+    assert (await client.delete(f"/api/v1/accounts/{account}", headers=sol_admin)).status_code \
+        == 204
+    done = _purge(synergyhub_settings, account, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert '"documents": 1' in done.stdout
+
+    db = synergyhub_services.db
+    assert await db["documents"].count_documents({"account_id": account}) == 0
+    assert await db["accounts"].find_one({"_id": account}) is None
+    assert await db["documents"].find_one({"_id": keep_id}) is not None
+    # The audit chain of the purged account is kept.
+    assert await db["audit_events"].count_documents({"chain": account}) >= 1
