@@ -18,7 +18,9 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
-install: $(STAMP) $(NPM_STAMP)
+# pip and npm installs run side by side: a first `make run` is bound by the slower one.
+install:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(NPM_STAMP)
 
 # Debian packages the test suite drives (browser tests, Redis fan-out). CI runs as root.
 system-deps:
