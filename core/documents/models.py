@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -11,7 +11,9 @@ from core.tenancy.models import ScopedResource
 
 class Document(ScopedResource):
     collection: ClassVar[str] = "documents"
-    filterable: ClassVar[frozenset[str]] = frozenset({"tags", "content_type", "scope", "group_id"})
+    filterable: ClassVar[frozenset[str]] = frozenset(
+        {"tags", "content_type", "scope", "group_id", "status"}
+    )
     sortable: ClassVar[frozenset[str]] = frozenset({"created_at", "title", "size"})
     indexes: ClassVar[tuple[tuple[tuple[str, int], ...], ...]] = ()
 
@@ -19,4 +21,11 @@ class Document(ScopedResource):
     content_type: str = Field(max_length=100)
     size: int = Field(ge=0, le=5 * 1024**3)
     tags: list[str] = Field(default_factory=list, max_length=50)
-    status: str = "pending"
+    # "pending" until POST .../complete confirms the stored file (core/storage).
+    status: Literal["pending", "ready"] = "pending"
+    # Server-generated storage object name; never sent to clients.
+    object_name: str | None = Field(None, max_length=400)
+    # The object generation that was verified; downloads serve only that one.
+    object_generation: int | None = None
+    # The type sniffed from the file's first bytes when it was confirmed.
+    sniffed_type: str | None = Field(None, max_length=100)

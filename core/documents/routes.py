@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from quart import Blueprint, Response
@@ -50,10 +50,14 @@ class DocumentQuery(BaseModel):
     tag: Tag | None = None
     scope: Scope | None = None
     group_id: str | None = Field(None, max_length=64)
+    # "ready": only documents whose file was confirmed (core/storage, docs/storage.md).
+    status: Literal["pending", "ready"] | None = None
 
 
 def public(document: Document) -> dict[str, Any]:
-    return document.model_dump(mode="json", exclude={"read_keys", "write_keys"})
+    return document.model_dump(
+        mode="json", exclude={"read_keys", "write_keys", "object_name", "object_generation"}
+    )
 
 
 async def _repo(account_id: str) -> Any:
@@ -81,6 +85,8 @@ async def list_documents(account_id: str, query_args: DocumentQuery) -> dict[str
         filters["scope"] = query_args.scope.value
     if query_args.group_id:
         filters["group_id"] = query_args.group_id
+    if query_args.status:
+        filters["status"] = query_args.status
     page = await repo.list(filters=filters, sort=query_args.sort, limit=query_args.limit,
                            cursor=query_args.cursor)
     return {"items": [public(d) for d in page.items], "next_cursor": page.next_cursor}
@@ -101,6 +107,10 @@ async def patch(account_id: str, document_id: str, data: DocumentPatch) -> dict[
 
 @blueprint.delete("/<document_id>")
 async def delete(account_id: str, document_id: str) -> Response:
+    from core.storage.documents import discard_files
+
     repo = await _repo(account_id)
+    document = await repo.get(document_id)  # its stored file goes too
     await repo.delete(document_id)
+    await discard_files(context.services().storage, document)
     return Response(status=204)

@@ -11,6 +11,7 @@ import importlib
 
 KERNEL_PLUGIN_MODULES: dict[str, str] = {
     "tenancy": "core.tenancy.plugin",
+    "storage": "core.storage.plugin",
 }
 
 
