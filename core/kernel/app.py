@@ -73,7 +73,9 @@ class ProblemAwareOpenAPI(OpenAPIProvider):
                     slug = "".join(c if c.isalnum() else "_" for c in path).strip("_")
                     operation["operationId"] = f"{operation_id}__{slug}"
                 seen.add(operation.get("operationId", ""))
-                responses = operation["responses"]
+                # quart-schema may key responses by int; OpenAPI wants strings.
+                responses = {str(code): value for code, value in operation["responses"].items()}
+                operation["responses"] = responses
                 if not any(code.startswith("2") for code in responses):
                     responses["200"] = {"description": "Success"}
                 responses.setdefault("default", problem)
@@ -225,5 +227,7 @@ def create_app(
 
 
 def create_asgi_app(settings: Settings, **kwargs: Any) -> Any:
-    """The ASGI application Hypercorn serves (the Quart app, plus Socket.IO later)."""
-    return create_app(settings, **kwargs)
+    """The ASGI application Hypercorn serves: Quart, with Socket.IO at ``/socket.io/``."""
+    from core.realtime.channel import mount_socketio
+
+    return mount_socketio(create_app(settings, **kwargs))
