@@ -163,6 +163,12 @@ def _build(
     retryable: bool,
     cause: str,
 ) -> AIUpstreamError:
+    # A provider may echo the key back as its error "code" (or request id):
+    # short identifiers pass safe_code, so drop any that carry a secret.
+    code, request_id = (
+        None if value and redact(value, ctx.secrets) != value else value
+        for value in (code, request_id)
+    )
     log.warning(
         "ai upstream error",
         extra={

@@ -12,6 +12,8 @@ import importlib
 KERNEL_PLUGIN_MODULES: dict[str, str] = {
     "tenancy": "core.tenancy.plugin",
     "storage": "core.storage.plugin",
+    "ai": "core.ai.plugin",
+    "broker": "core.broker.plugin",
 }
 
 

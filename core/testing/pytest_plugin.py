@@ -91,3 +91,33 @@ async def personas(synergyhub_services: Any, synergyhub_stack: Any) -> Personas:
 def client(synergyhub_app: Any) -> Any:
     """An HTTP test client of the serving app (same process, real servers)."""
     return synergyhub_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def fake_ai() -> Iterator[Any]:
+    """A FakeAIServer (OpenAI, LiveAvatar and HeyGen stand-in) on loopback for the session.
+
+    Call ``fake_ai.reset()`` between tests that script it or count its requests.
+    """
+    from core.testing.fake_ai import FakeAIServer
+
+    with FakeAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_ai_settings(synergyhub_settings: Any, fake_ai: Any) -> Any:
+    """``synergyhub_settings`` with every AI provider pointed at ``fake_ai`` (and its keys).
+
+    Build an app with it: ``create_app(fake_ai_settings)`` + ``async with app.test_app()``.
+    """
+    from pydantic import SecretStr
+
+    return synergyhub_settings.model_copy(update={
+        "openai_api_key": SecretStr(fake_ai.openai_key),
+        "openai_base_url": fake_ai.openai_base_url,
+        "liveavatar_api_key": SecretStr(fake_ai.liveavatar_key),
+        "liveavatar_base_url": fake_ai.base_url,
+        "heygen_api_key": SecretStr(fake_ai.heygen_key),
+        "heygen_base_url": fake_ai.base_url,
+    })

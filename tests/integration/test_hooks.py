@@ -542,7 +542,7 @@ async def test_hook_register_token_providers(probe_app: ProbeApp) -> None:
     collected = probe_app.registry.collect("register_token_providers")
 
     assert [p.name for p in collected[PROBE]] == ["probe_voice", "probe_avatar"]
-    assert set(collected) == {PROBE}
+    assert set(collected) == {PROBE, "kernel.ai"}  # kernel.ai: the built-in providers
     assert _faults(probe_app, "register_token_providers") == [(BROKEN, "timed out")]
     # The kernel is unaffected: still ready, the broken plugin reported as faulty.
     body = await (await probe_app.client().get("/readyz")).get_json()

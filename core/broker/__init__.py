@@ -1,0 +1,1 @@
+"""The ephemeral-token broker: short-lived provider credentials for browsers, never a master key."""
