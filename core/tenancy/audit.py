@@ -72,6 +72,9 @@ class AuditLog:
     def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
         self.events = database["audit_events"]
         self.observers: list[Observer] = []
+        # Last (seq, hash) per chain written by this process: one round trip per event.
+        # A stale head collides on the unique (chain, seq) index and is re-read.
+        self._heads: dict[str, tuple[int, str]] = {}
 
     async def create_indexes(self) -> None:
         await self.events.create_index([("chain", ASCENDING), ("seq", ASCENDING)], unique=True)
@@ -93,15 +96,19 @@ class AuditLog:
         # Every event caused during impersonation names the impersonator.
         impersonator = actor.impersonator if isinstance(actor, Principal) else None
         for _ in range(20):
-            last = await self.events.find(
-                {"chain": chain}, projection={"seq": 1, "hash": 1}
-            ).sort([("seq", DESCENDING)]).limit(1).to_list()
-            seq = last[0]["seq"] + 1 if last else 1
+            head = self._heads.get(chain)
+            if head is None:
+                last = await self.events.find(
+                    {"chain": chain}, projection={"seq": 1, "hash": 1}
+                ).sort([("seq", DESCENDING)]).limit(1).to_list()
+                head = (last[0]["seq"], last[0]["hash"]) if last else (0, GENESIS)
+            seq = head[0] + 1
+            now = utcnow()
             event: dict[str, Any] = {
                 "_id": new_id(),
                 "chain": chain,
                 "seq": seq,
-                "at": utcnow().replace(microsecond=utcnow().microsecond // 1000 * 1000),
+                "at": now.replace(microsecond=now.microsecond // 1000 * 1000),
                 "action": action,
                 "actor": actor_id,
                 "impersonator": impersonator,
@@ -109,13 +116,16 @@ class AuditLog:
                 "solution_id": solution_id,
                 "target": target,
                 "details": details or {},
-                "prev_hash": last[0]["hash"] if last else GENESIS,
+                "prev_hash": head[1],
             }
             event["hash"] = event_hash(event)
             try:
                 await self.events.insert_one(event)
             except DuplicateKeyError:
+                # Another writer (or instance) advanced the chain: re-read its head.
+                self._heads.pop(chain, None)
                 continue
+            self._heads[chain] = (seq, event["hash"])
             for observer in self.observers:
                 try:
                     await observer(event)

@@ -47,7 +47,13 @@ class TenancyServices:
         async def notify(event: dict[str, Any]) -> None:
             """Only the plugins the event's Solution enables observe it."""
             enabled: list[str] = []
-            if event.get("solution_id"):
+            found = (
+                await tenancy.directory.account_with_solution(event["account_id"])
+                if event.get("account_id") else None
+            )
+            if found is not None:  # cached: usually no round trip
+                enabled = list(found[1].enabled_plugins)
+            elif event.get("solution_id"):
                 solution = await db["solutions"].find_one(
                     {"_id": event["solution_id"]}, projection={"enabled_plugins": 1}
                 )
