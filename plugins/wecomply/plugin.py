@@ -1,26 +1,20 @@
-"""Hook implementations of the wecomply plugin."""
+"""Hook implementations of the wecomply plugin: only public hooks and kernel services."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from quart import Blueprint
 
 from core.hooks import PluginManifest, hookimpl
 from plugins.wecomply.settings import SolutionSettings
 
-blueprint = Blueprint("wecomply", __name__)
-
-
-@blueprint.get("/")
-async def overview(account_id: str) -> dict[str, str]:
-    """Reachable only when the account's Solution enables the plugin."""
-    return {"plugin": "wecomply", "account_id": account_id, "status": "ready"}
-
 
 @hookimpl
 def plugin_manifest() -> PluginManifest:
     return PluginManifest(
         name="wecomply",
-        version="0.1.0",
+        version="0.2.0",
         title="WeComply",
         description="policies, attestations and grounded Q&A over source-of-truth documents.",
         solution_settings=SolutionSettings,
@@ -29,4 +23,13 @@ def plugin_manifest() -> PluginManifest:
 
 @hookimpl
 def register_routes() -> Blueprint:
-    return blueprint
+    from plugins.wecomply.routes import make_blueprint
+
+    return make_blueprint()
+
+
+@hookimpl
+def register_models() -> list[Any]:
+    from plugins.wecomply.models import MODELS
+
+    return list(MODELS)
