@@ -11,6 +11,7 @@ import importlib
 
 KERNEL_PLUGIN_MODULES: dict[str, str] = {
     "tenancy": "core.tenancy.plugin",
+    "whitelabel": "core.whitelabel.plugin",
     "storage": "core.storage.plugin",
     "ai": "core.ai.plugin",
     "broker": "core.broker.plugin",

@@ -100,14 +100,8 @@ def platform_defaults(schema: type[BaseModel] | None) -> dict[str, Any]:
     }
 
 
-class BrandingSettings(BaseModel):
-    """Branding keys in the cascade (the white-label work extends this)."""
-
-    model_config = {"extra": "forbid"}
-
-    product_name: str | None = None
-    primary_color: str | None = None
-    font: str | None = None
+# The "branding" namespace's schema lives with the white-label feature.
+from core.whitelabel.branding import BrandingSettings as BrandingSettings  # noqa: E402
 
 
 def _layer_id(level: Level, target_id: str, namespace: str) -> str:

@@ -61,6 +61,7 @@ class Branding(BaseModel):
     logo_alt: Annotated[str, StringConstraints(max_length=200)] = Field(
         default="", description="empty when the logo only repeats the product name shown next to it"
     )
+    favicon_url: Annotated[str, AfterValidator(_image_url)] | None = None
     tagline: Annotated[str, StringConstraints(max_length=200)] | None = None
     description: Annotated[str, StringConstraints(max_length=300)] | None = None
     footer_text: Annotated[str, StringConstraints(max_length=300)] | None = None
