@@ -57,7 +57,7 @@ _HOST = "127.0.0.1"
 # The auth emulator compiles its OpenAPI validators on start (CPU-bound, ~6 s on
 # an idle 2-core box); allow for a loaded machine.
 _READY_TIMEOUT = {"mongo": 30.0, "auth": 90.0, "gcs": 20.0}
-_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+_STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL (the auth emulator exports users)
 _POLL_INTERVAL = 0.05
 _LOG_TAIL_LINES = 40
 _REPO_ROOT = Path(__file__).resolve().parents[2]
