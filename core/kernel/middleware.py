@@ -61,7 +61,10 @@ def install_middleware(app: Quart, *, cors_origins: list[str]) -> None:
     async def _decorate(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
+        own_csp = response.headers.get("Content-Security-Policy", "")
         for name, value in SECURITY_HEADERS.items():
+            if name == "X-Frame-Options" and "frame-ancestors" in own_csp:
+                continue  # the page's own frame-ancestors decides (e.g. embeddable pages)
             response.headers.setdefault(name, value)
         response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
         origin = request.headers.get("Origin")
