@@ -299,7 +299,23 @@ class WeComply:
         ranked = rank(terms,
                       [(c.id, tokens(f"{c.heading}\n{c.text}")) for c in candidates],
                       df=df, n_docs=n_docs, top_k=self.top_k)
-        return [(by_id[s.key], s.score) for s in ranked]
+        hits = [(by_id[s.key], s.score) for s in ranked]
+        gone = await self._deleted_documents({c.document_id for c, _ in hits})
+        return [(c, score) for c, score in hits if c.document_id not in gone]
+
+    async def _deleted_documents(self, document_ids: set[str]) -> set[str]:
+        """Documents deleted since they were indexed: their chunks must not be cited.
+
+        A chunk has its document's scope, so a readable chunk whose document is not
+        readable means the document is gone (the kernel sends no deletion event)."""
+        documents = self.repo(Document)
+        gone: set[str] = set()
+        for document_id in document_ids:
+            try:
+                await documents.get(document_id)
+            except NotFound:
+                gone.add(document_id)
+        return gone
 
     async def ask(self, question: str) -> Question:
         """Answer from the caller's readable sources only, or refuse without an AI call."""

@@ -196,3 +196,19 @@ async def test_ai_not_configured_answers_503(client: Any, personas: Any,
     refused = await ok(await client.post(f"{base}/wecomply/ask", headers=admin.headers(),
                                          json={"question": "Parking for visitors?"}), 201)
     assert refused["status"] == "refused"
+
+
+async def test_a_deleted_document_no_longer_grounds_answers(wc: WeComplyApp,
+                                                            corpus: dict[str, Any]) -> None:
+    admin = wc.personas["ACCOUNT_ADMIN"]
+    source = await wc.source(admin, b"The narwhal badge opens the east door.", TEXT,
+                             title="Badges")
+    question = "Which door does the narwhal badge open?"
+    wc.answer("The east door [1].", [1])
+    assert (await ok(await ask(wc, "MEMBER", question), 201))["status"] == "answered"
+    deleted = await wc.client().delete(f"{wc.docs()}/{source['document_id']}",
+                                       headers=admin.headers())
+    assert deleted.status_code == 204
+    wc.fake.reset()
+    refused = await ok(await ask(wc, "MEMBER", question), 201)
+    assert refused["status"] == "refused" and wc.chat_requests() == []
