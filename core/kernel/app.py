@@ -227,5 +227,7 @@ def create_app(
 
 
 def create_asgi_app(settings: Settings, **kwargs: Any) -> Any:
-    """The ASGI application Hypercorn serves (the Quart app, plus Socket.IO later)."""
-    return create_app(settings, **kwargs)
+    """The ASGI application Hypercorn serves: Quart, with Socket.IO at ``/socket.io/``."""
+    from core.realtime.channel import mount_socketio
+
+    return mount_socketio(create_app(settings, **kwargs))

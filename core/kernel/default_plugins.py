@@ -11,6 +11,7 @@ import importlib
 
 KERNEL_PLUGIN_MODULES: dict[str, str] = {
     "tenancy": "core.tenancy.plugin",
+    "realtime": "core.realtime.plugin",
     "whitelabel": "core.whitelabel.plugin",
     "storage": "core.storage.plugin",
     "ai": "core.ai.plugin",

@@ -121,3 +121,94 @@ def fake_ai_settings(synergyhub_settings: Any, fake_ai: Any) -> Any:
         "heygen_api_key": SecretStr(fake_ai.heygen_key),
         "heygen_base_url": fake_ai.base_url,
     })
+
+
+class LiveServer:
+    """Serve an ASGI app with Hypercorn on 127.0.0.1 in a thread with its own event loop.
+
+    For end-to-end tests that need a real socket (Socket.IO clients, browsers,
+    plain HTTP clients): ``with LiveServer(app) as url: ...``. Start-up
+    waits until ``/healthz`` answers, so the app's lifespan has completed.
+    """
+
+    def __init__(self, app: Any, *, port: int = 0, startup_timeout: float = 60.0) -> None:
+        from core.kernel.devstack import free_port
+
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.startup_timeout = startup_timeout
+        self._thread: Any = None
+        self._loop: Any = None
+        self._stop: Any = None
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        import asyncio
+
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            config = Config()
+            config.bind = [f"127.0.0.1:{self.port}"]
+            config.accesslog = None
+            config.graceful_timeout = 1
+            await serve(self.app, config, shutdown_trigger=self._stop.wait)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self._error = exc
+
+    def start(self) -> str:
+        import threading
+        import time
+
+        import httpx
+
+        self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"live server stopped during start-up: {self._error!r}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"live server did not answer /healthz within {self.startup_timeout} s")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    synergyhub_settings: Any, synergyhub_extra_plugins: list[tuple[str, object]]
+) -> Iterator[str]:
+    """Base URL of the full ASGI app (HTTP + Socket.IO) under Hypercorn for the session.
+
+    Built by ``create_asgi_app`` with the session settings and extra plugins,
+    so it shares the session database with ``synergyhub_app`` and ``personas``;
+    it has its own process-local caches (about 2 s for accounts/Solutions).
+    """
+    from core.kernel.app import create_asgi_app
+
+    app = create_asgi_app(synergyhub_settings, extra_plugins=synergyhub_extra_plugins)
+    with LiveServer(app) as url:
+        yield url
