@@ -1,32 +1,43 @@
-"""Hook implementations of the studio plugin."""
+"""Hook implementations of the studio plugin (only public hooks and kernel services)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from quart import Blueprint
 
 from core.hooks import PluginManifest, hookimpl
+from core.tenancy.models import ScopedResource
 from plugins.studio.settings import SolutionSettings
-
-blueprint = Blueprint("studio", __name__)
-
-
-@blueprint.get("/")
-async def overview(account_id: str) -> dict[str, str]:
-    """Reachable only when the account's Solution enables the plugin."""
-    return {"plugin": "studio", "account_id": account_id, "status": "ready"}
 
 
 @hookimpl
 def plugin_manifest() -> PluginManifest:
     return PluginManifest(
         name="studio",
-        version="0.1.0",
+        version="0.2.0",
         title="Prompt Studio",
-        description="versioned prompts, test cases and runs through the AI gateway.",
+        description="Versioned prompts, test cases and runs through the AI gateway.",
         solution_settings=SolutionSettings,
     )
 
 
 @hookimpl
 def register_routes() -> Blueprint:
-    return blueprint
+    from plugins.studio.routes import build_blueprint
+
+    return build_blueprint()
+
+
+@hookimpl
+def register_models() -> list[type[ScopedResource]]:
+    from plugins.studio.models import Prompt, PromptVersion, Run, TestCase
+
+    return [Prompt, PromptVersion, TestCase, Run]
+
+
+@hookimpl
+def register_socket_handlers() -> dict[str, Any]:
+    from plugins.studio.sockets import handlers
+
+    return handlers()
