@@ -172,6 +172,29 @@ def plugins_list(no_db: bool) -> None:
         click.echo(f"{name:<16} {info.manifest.version:<10} {info.source:<40} {solutions}")
 
 
+@main.group()
+def plugin() -> None:
+    """Write a plugin (see docs/plugins.md)."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), help="Where to create the NAME/ project (default: here)")
+def plugin_new(name: str, parent: Path) -> None:
+    """Scaffold a third-party plugin package NAME (entry point, hooks, model, tests)."""
+    from core.kit import ScaffoldError, scaffold_plugin
+
+    try:
+        made = scaffold_plugin(name, parent)
+    except ScaffoldError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    click.echo(f"Created {made.root} ({len(made.files)} files). Next:\n"
+               f"  cd {made.root} && pip install -e . && synergyhub plugins list && pytest\n"
+               f"Then enable it: PUT /api/v1/solutions/{{id}}/plugins/{name}")
+
+
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document."""

@@ -212,3 +212,21 @@ def live_server(
     app = create_asgi_app(synergyhub_settings, extra_plugins=synergyhub_extra_plugins)
     with LiveServer(app) as url:
         yield url
+
+
+@pytest.fixture
+def tenancy_conformance(synergyhub_app: Any, personas: Personas) -> Any:
+    """The tenancy conformance check (core/testing/conformance.py) on the session app.
+
+    ``report = await tenancy_conformance(plugin="acme_notes", resources=[ResourceRoute(...)])``
+    drives every route of the plugin as every persona in every scope and returns
+    a report; ``report.assert_ok()`` fails listing every cross-scope read or
+    write. Pass ``app=`` to check an app built with extra plugins.
+    """
+    from core.testing.conformance import check_tenancy
+
+    async def run(*, app: Any = None, **kwargs: Any) -> Any:
+        return await check_tenancy(app if app is not None else synergyhub_app, personas,
+                                   **kwargs)
+
+    return run
