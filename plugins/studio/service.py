@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,7 +27,7 @@ from core.kernel.errors import (
     ServiceUnavailable,
     Unprocessable,
 )
-from core.tenancy.models import AccountContext, Scope, ScopedResource, new_id
+from core.tenancy.models import AccountContext, Scope, ScopedResource, new_id, utcnow
 from core.tenancy.rules import principal_write_keys
 from plugins.studio import checks
 from plugins.studio.models import (
@@ -54,6 +55,8 @@ MAX_STORED_OUTPUT: Final = 200_000
 # Stream deltas are coalesced: at most one event per this many seconds or characters.
 FLUSH_SECONDS: Final = 0.05
 FLUSH_CHARS: Final = 200
+# A version older than this is not a concurrent writer's any more.
+SETTLED: Final = timedelta(seconds=10)
 
 
 class VersionContent(BaseModel):
@@ -270,15 +273,24 @@ class StudioService:
                            type_slug="version-conflict", latest_version=prompt.latest_version)
         self._check_content(content)
         number = prompt.latest_version + 1
+        # A settled version above latest_version means the prompt's update was lost after
+        # an insert: count it, so the prompt heals instead of refusing every edit. (Fresh
+        # ones may be concurrent writers about to withdraw; counting those leaves gaps.)
+        top = await self.versions.list(filters={"prompt_id": prompt.id}, sort="-number",
+                                       limit=1)
+        if top.items and top.items[0].number >= number and \
+                utcnow() - top.items[0].created_at > SETTLED:
+            number = top.items[0].number + 1
         version = await self.versions.insert(
             {**content.model_dump(), "prompt_id": prompt.id, "number": number, "note": note,
              "restored_from": restored_from},
             scope=prompt.scope, group_id=prompt.group_id)
-        # Numbers are claimed optimistically: of two writers of the same number the
-        # earlier record wins and the other one withdraws.
+        # Numbers are claimed optimistically: a writer that finds another record with its
+        # number withdraws. At most one survives (whoever checked while alone); when
+        # writers collide both may withdraw, and each answers 409 to retry.
         same = await self.versions.list(filters={"prompt_id": prompt.id, "number": number},
                                         sort="_id", limit=2)
-        if same.items and same.items[0].id != version.id:
+        if any(item.id != version.id for item in same.items):
             await self.versions.delete(version.id)
             raise Conflict("Someone else saved a version at the same moment; reload the prompt "
                            "and apply your edit again.", type_slug="version-conflict")

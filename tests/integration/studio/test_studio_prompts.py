@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 
+from core.tenancy.models import new_id, utcnow
 from tests.integration.studio.conftest import Studio
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -296,3 +299,37 @@ async def test_malformed_requests_answer_problem_json(studio: Studio) -> None:
     await studio.problem("get", "/prompts/0123456789abcdef01234567", status=404)
     await studio.problem("post", "/prompts", "ANONYMOUS",
                          json_body={"title": "t", "template": "x"}, status=401)
+
+
+async def test_concurrent_edits_never_share_a_version_number(studio: Studio) -> None:
+    prompt = await studio.prompt()
+    pid = prompt["id"]
+
+    async def edit(n: int) -> int:
+        code, _ = await studio.call("post", f"/prompts/{pid}/versions", json_body={
+            "template": f"edit {n} {{{{ name }}}}", "variables": [{"name": "name"}]})
+        return code
+
+    for _ in range(3):
+        codes = await asyncio.gather(*(edit(n) for n in range(4)))
+        assert set(codes) <= {201, 409}, codes
+    listed = await studio.ok("get", f"/prompts/{pid}/versions?limit=100")
+    numbers = [v["number"] for v in listed["items"]]
+    assert numbers == list(range(len(numbers), 0, -1)), numbers  # unique and gap-free
+    current = await studio.ok("get", f"/prompts/{pid}")
+    assert current["latest_version"] == numbers[0]
+    assert current["latest"]["id"] == listed["items"][0]["id"]
+
+
+async def test_a_lost_latest_version_update_heals(studio: Studio) -> None:
+    """A version stored while the prompt's latest_version update was lost (crash between
+    the two writes) is counted once it has settled, instead of blocking every edit."""
+    prompt = await studio.prompt()
+    versions = studio.services.db["studio_prompt_versions"]
+    v1 = await versions.find_one({"prompt_id": prompt["id"], "number": 1})
+    orphan = {**v1, "_id": new_id(), "number": 2, "created_at": utcnow() - timedelta(hours=1)}
+    await versions.insert_one(orphan)
+    made = await studio.ok("post", f"/prompts/{prompt['id']}/versions", json_body={
+        "template": "after {{ name }}", "variables": [{"name": "name"}]}, status=201)
+    assert made["number"] == 3
+    assert (await studio.ok("get", f"/prompts/{prompt['id']}"))["latest_version"] == 3
