@@ -28,7 +28,7 @@ from core.kernel.errors import (
     Unprocessable,
 )
 from core.tenancy.models import AccountContext, Scope, ScopedResource, new_id, utcnow
-from core.tenancy.rules import principal_write_keys
+from core.tenancy.rules import principal_write_keys, resource_write_keys
 from plugins.studio import checks
 from plugins.studio.models import (
     Expectation,
@@ -126,6 +126,12 @@ class StudioService:
         self.runs: ScopedRepository[Run] = bind(Run, ctx)
         self._write_keys = set(principal_write_keys(
             ctx.principal, solution_id=ctx.solution.id, account_id=ctx.account.id))
+        own = resource_write_keys(Scope.PRIVATE, solution_id=ctx.solution.id,
+                                  account_id=ctx.account.id, group_id=None,
+                                  owner_id=ctx.principal.uid)
+        # Runs are private records: whoever may not write their own private items
+        # (a VIEWER, read-only impersonation) cannot run prompts.
+        self._may_run = bool(self._write_keys.intersection(own))
 
     # -- helpers -------------------------------------------------------------------
 
@@ -446,10 +452,14 @@ class StudioService:
         except Exception:  # a lost stream event must not fail the run
             log.warning("studio stream event not delivered", exc_info=True)
 
+    def _require_run(self) -> None:
+        if not self._may_run:
+            raise Forbidden("Running a prompt stores a run record, and your role here is "
+                            "read-only.", type_slug="read-only")
+
     async def _new_run(self, prompt: Prompt, version: PromptVersion,
                        values: Mapping[str, Any], rendered: Rendered, **extra: Any) -> Run:
-        if self.ctx.principal.read_only or not self._write_keys:
-            raise Forbidden("Running a prompt stores a run record; your role here is read-only.")
+        self._require_run()
         return await self.runs.insert(
             {"prompt_id": prompt.id, "version": version.number, "version_id": version.id,
              "inputs": dict(values), "messages": rendered.messages(), **extra},
@@ -471,6 +481,7 @@ class StudioService:
     async def run(self, prompt_id: str, number: int | None, inputs: dict[str, Any]) -> Run:
         """Render, store a private run, stream the answer to the caller's user room."""
         prompt = await self.prompts.get(prompt_id)
+        self._require_run()
         version = await self.version(prompt, number)
         values = self.resolve(version, inputs)
         rendered = await self.render(version, values)
@@ -549,6 +560,7 @@ class StudioService:
     async def run_tests(self, prompt_id: str, number: int | None) -> dict[str, Any]:
         """Run every test case of the prompt against one version; pass/fail per case."""
         prompt = await self.prompts.get(prompt_id)
+        self._require_run()
         version = await self.version(prompt, number)
         page = await self.tests.list(filters={"prompt_id": prompt.id}, sort="_id",
                                      limit=MAX_TEST_CASES)
@@ -556,8 +568,6 @@ class StudioService:
         if not cases:
             raise Unprocessable("This prompt has no test cases yet.", type_slug="no-test-cases")
         gateway = self._ai()
-        if self.ctx.principal.read_only or not self._write_keys:
-            raise Forbidden("Running tests stores run records; your role here is read-only.")
         suite_id = new_id()
         limiter = asyncio.Semaphore(SUITE_CONCURRENCY)
 

@@ -106,6 +106,9 @@ async def test_run_bad_input_and_roles(studio: Studio, fake: FakeAIServer) -> No
     problem = await studio.problem("post", runs, "VIEWER", json_body={"inputs": {"name": "x"}},
                                    status=403)
     assert "read-only" in problem["detail"]
+    problem = await studio.problem("post", f"/prompts/{prompt['id']}/run-tests", "VIEWER",
+                                   json_body={}, status=403)
+    assert problem["type"].endswith("/read-only")
     # Another account's admin cannot reach the prompt through its own account or ours.
     other = studio.personas.tenants[0].accounts[1]
     await studio.problem("post", runs, f"ADMIN:{other}", json_body={"inputs": {"name": "x"}},
