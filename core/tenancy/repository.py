@@ -289,7 +289,8 @@ class ScopedRepository(ABC, Generic[T]):
             )
             adapter: TypeAdapter[Any] = TypeAdapter(annotated)
             try:
-                checked[key] = adapter.validate_python(value)
+                # Stored as plain data: nested models become dicts (BSON cannot encode them).
+                checked[key] = adapter.dump_python(adapter.validate_python(value))
             except ValidationError as exc:
                 message = exc.errors(include_url=False, include_input=False)[0]["msg"]
                 raise Unprocessable(f"{key}: {message}.") from None
