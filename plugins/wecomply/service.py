@@ -426,9 +426,19 @@ class WeComply:
             raise Conflict("The policy is retired; reactivate it before publishing.",
                            type_slug="policy-retired")
         number = policy.current_version + 1
-        version = await self.repo(PolicyVersion).insert(
+        versions = self.repo(PolicyVersion)
+        version = await versions.insert(
             {"policy_id": policy.id, "version": number, "body": body, "summary": summary,
              "due_at": due_at}, scope=policy.scope, group_id=policy.group_id)
+        # No unique index through the repository: a writer that finds another record
+        # with its number withdraws (both may; then both retry), so none is ever shared.
+        same = await versions.list(filters={"policy_id": policy.id, "version": number},
+                                   limit=2)
+        if any(other.id != version.id for other in same.items):
+            await versions.delete(version.id)
+            raise Conflict(f"Another version {number} was published at the same moment; "
+                           "reload the policy and publish again.",
+                           type_slug="concurrent-publish")
         policy = await self.repo(Policy).update(
             policy.id, {"current_version": number, "current_due_at": due_at})
         await self._audit("wecomply.policy_version_published", f"wecomply_policies:{policy.id}",

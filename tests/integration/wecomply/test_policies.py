@@ -212,3 +212,20 @@ async def test_policy_list_pages_and_filters(wc: WeComplyApp) -> None:
     groups = await ok(await wc.get("ACCOUNT_ADMIN", "policies?scope=group"))
     assert all(x["scope"] == "group" for x in groups["items"])
     await problem(await wc.get("MEMBER", "policies?cursor=garbage"), 422)
+
+
+async def test_concurrent_publishes_never_share_a_version_number(wc: WeComplyApp) -> None:
+    import asyncio
+
+    pid = (await ok(await create(wc, "ACCOUNT_ADMIN", title="Raced"), 201))["id"]
+    answers = await asyncio.gather(*[
+        wc.post("ACCOUNT_ADMIN", f"policies/{pid}/versions", {"body": f"Text {i}"})
+        for i in range(4)])
+    statuses = sorted(r.status_code for r in answers)
+    assert set(statuses) <= {201, 409}
+    for response in answers:
+        if response.status_code == 409:
+            await problem(response, 409, "concurrent-publish")
+    listed = await ok(await wc.get("MEMBER", f"policies/{pid}/versions"))
+    numbers = [v["version"] for v in listed["items"]]
+    assert len(numbers) == len(set(numbers)) == statuses.count(201) + 1
