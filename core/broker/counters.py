@@ -11,6 +11,7 @@ not use up the account's budget for everybody else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -72,26 +73,24 @@ class WindowCounters:
         end = start + limit.seconds
         doc_id = f"{limit.name}:{account_id}:{int(start)}"
         update: dict[str, Any] = {"$inc": {"total": step, f"users.{ufield}": step}}
-        if step > 0:
-            update["$setOnInsert"] = {
-                "account_id": account_id,
-                "expires_at": datetime.fromtimestamp(end + EXPIRY_GRACE_SECONDS, UTC),
-            }
-        for attempt in range(2):
-            try:
-                doc = await self.collection.find_one_and_update(
-                    {"_id": doc_id},
-                    update,
-                    upsert=step > 0,
-                    return_document=ReturnDocument.AFTER,
-                    projection={"total": 1, f"users.{ufield}": 1},
-                )
+        projection = {"total": 1, f"users.{ufield}": 1}
+        # No upsert: concurrent upserting findAndModify on SecantusDB can apply the
+        # increment yet return no document. The first request of a window creates
+        # the document (a duplicate-key race there is harmless), then every request
+        # increments an existing one, which is atomic and returns the new values.
+        doc: dict[str, Any] | None = None
+        for _ in range(3):
+            doc = await self.collection.find_one_and_update(
+                {"_id": doc_id}, update, return_document=ReturnDocument.AFTER,
+                projection=projection,
+            )
+            if doc is not None or step < 0:
                 break
-            except DuplicateKeyError:
-                # Two first requests of a window raced on the upsert: the
-                # document exists now, so the retry is a plain update.
-                if attempt:
-                    raise
+            with contextlib.suppress(DuplicateKeyError):
+                await self.collection.insert_one({
+                    "_id": doc_id, "total": 0, "users": {}, "account_id": account_id,
+                    "expires_at": datetime.fromtimestamp(end + EXPIRY_GRACE_SECONDS, UTC),
+                })
         doc = doc or {}
         users = doc.get("users") or {}
         return limit, int(doc.get("total", 0)), int(users.get(ufield, 0)), end
