@@ -9,6 +9,7 @@ sets ``active_domain``, which a unique index keeps to one account per domain.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -128,13 +129,18 @@ class WhiteLabelStore:
         return int(doc["draft"]["revision"])
 
     async def next_version(self, account_id: str, solution_id: str) -> int:
-        doc = await self.pages.find_one_and_update(
-            {"_id": account_id},
-            {"$inc": {"last_version": 1}, "$setOnInsert": {"solution_id": solution_id}},
-            upsert=True, return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None  # upsert=True always returns the document
-        return int(doc["last_version"])
+        # Increment an existing document (atomic everywhere); racing upserts on
+        # SecantusDB can apply the increment yet return no document.
+        for _ in range(3):
+            doc = await self.pages.find_one_and_update(
+                {"_id": account_id}, {"$inc": {"last_version": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return int(doc["last_version"])
+            with contextlib.suppress(DuplicateKeyError):
+                await self.pages.insert_one({"_id": account_id, "solution_id": solution_id})
+        raise RuntimeError("could not allocate a landing-page version")
 
     async def insert_version(self, account_id: str, version: int, snapshot: dict[str, Any]
                              ) -> None:
