@@ -43,7 +43,7 @@ from core.kernel.errors import NotFound, Problem, RateLimited, ServiceUnavailabl
 from core.kernel.plugins import PluginRegistry
 from core.kernel.settings import Settings
 from core.tenancy.audit import AuditLog
-from core.tenancy.cascade import CascadeStore, Layer, platform_defaults, resolve
+from core.tenancy.cascade import CascadeStore
 from core.tenancy.models import AccountContext, Role, Solution
 from core.tenancy.service import require_rank
 
@@ -239,11 +239,9 @@ class TokenBroker:
         the Account layer apply on top.
         """
         info = self.registry.infos[plugin]
-        base = platform_defaults(info.manifest.solution_settings)
-        base.update(ctx.solution.plugin_settings.get(plugin) or {})
-        stored = await self.store.layers(
-            plugin, {"solution": ctx.solution.id, "account": ctx.account.id})
-        resolved = resolve([Layer("platform", "platform", base), *stored])
+        resolved = await self.store.resolve_for(
+            plugin, info.manifest.solution_settings, solution_id=ctx.solution.id,
+            enabled_with=ctx.solution.plugin_settings.get(plugin), account_id=ctx.account.id)
         return {key: item.value for key, item in resolved.items()}
 
     # -- minting --------------------------------------------------------------------

@@ -7,7 +7,7 @@ results as arguments and never read ``request`` themselves.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from quart import Quart, current_app, g, request
 
@@ -100,6 +100,24 @@ async def enter_account(account_id: str) -> AccountContext:
     ctx = AccountContext(principal=principal, solution=solution, account=account)
     g.account_context = ctx
     return ctx
+
+
+async def plugin_settings(
+    ctx: AccountContext, plugin: str, *, group_id: str | None = None
+) -> dict[str, Any]:
+    """A plugin's settings as the cascade resolves them where the request acts."""
+    from core.tenancy.cascade import CascadeStore
+
+    svc = services()
+    info = svc.plugins.infos.get(plugin)
+    if info is None:
+        raise NotFound(f"No installed plugin is named {plugin!r}.")
+    resolved = await CascadeStore(svc.db).resolve_for(
+        plugin, info.manifest.solution_settings, solution_id=ctx.solution.id,
+        enabled_with=ctx.solution.plugin_settings.get(plugin),
+        account_id=ctx.account.id, group_id=group_id,
+    )
+    return {key: item.value for key, item in resolved.items()}
 
 
 def repository(model: type[T], ctx: AccountContext) -> ScopedRepository[T]:

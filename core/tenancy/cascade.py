@@ -123,6 +123,29 @@ class CascadeStore:
             for doc in docs
         ]
 
+    async def resolve_for(
+        self,
+        namespace: str,
+        schema: type[BaseModel] | None,
+        *,
+        solution_id: str,
+        enabled_with: Mapping[str, Any] | None = None,
+        account_id: str | None = None,
+        group_id: str | None = None,
+    ) -> dict[str, Resolved]:
+        """Platform defaults → Solution (settings given when the plugin was enabled,
+        then the stored Solution layer with its locks) → Account → Group."""
+        targets: dict[Level, str] = {"solution": solution_id}
+        if account_id:
+            targets["account"] = account_id
+        if account_id and group_id:
+            targets["group"] = group_id
+        layers = [Layer("platform", "platform", platform_defaults(schema))]
+        if enabled_with:
+            layers.append(Layer("solution", solution_id, dict(enabled_with)))
+        layers.extend(await self.layers(namespace, targets))
+        return resolve(layers)  # stable sort: the stored Solution layer wins
+
     async def write(self, level: Level, target_id: str, namespace: str,
                     values: Mapping[str, Any], locks: list[str] | None = None) -> None:
         update: dict[str, Any] = {

@@ -9,6 +9,7 @@ enablement or archive change is visible on every instance within that TTL.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING
@@ -19,6 +20,7 @@ from core.kernel.errors import Conflict
 from core.tenancy.identity import VerifiedToken, normalize_email
 from core.tenancy.models import (
     Account,
+    Group,
     Membership,
     MembershipKind,
     Principal,
@@ -150,6 +152,34 @@ class Directory:
                 {"$set": {"status": "accepted", "accepted_by": uid, "accepted_at": utcnow()}},
             )
 
+    # -- people and groups of one account (read-only, for services and plugins) --
+
+    async def members(self, account_id: str, *, limit: int = 10_000) -> list[AccountMember]:
+        """Every user holding a role in the account, with their roles there."""
+        users = await self.db["users"].find(
+            {"memberships.account_id": account_id}, projection={"email": 1, "memberships": 1}
+        ).sort([("_id", 1)]).limit(limit).to_list()
+        return [
+            AccountMember(
+                uid=str(user["_id"]),
+                email=user.get("email"),
+                memberships=tuple(
+                    Membership.model_validate(m) for m in user.get("memberships", [])
+                    if m.get("account_id") == account_id
+                ),
+            )
+            for user in users
+        ]
+
+    async def active_group(self, account_id: str, group_id: str) -> Group | None:
+        """The group when it is an active group of that account."""
+        if not isinstance(group_id, str) or len(group_id) > 64:
+            return None
+        doc = await self.db["groups"].find_one(
+            {"_id": group_id, "account_id": account_id, "status": Status.ACTIVE.value}
+        )
+        return doc_to(Group, doc) if doc else None
+
     # -- hierarchy ---------------------------------------------------------
 
     async def account_with_solution(self, account_id: str) -> tuple[Account, Solution] | None:
@@ -185,6 +215,13 @@ class Directory:
             solution_id = doc["_id"] if doc else None
         self._hosts.put(key, solution_id or "")
         return solution_id
+
+
+@dataclass(frozen=True)
+class AccountMember:
+    uid: str
+    email: str | None
+    memberships: tuple[Membership, ...]
 
 
 def principal_from(doc: dict[str, Any]) -> Principal:

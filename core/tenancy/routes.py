@@ -16,10 +16,7 @@ from core.tenancy.audit import VerifyResult
 from core.tenancy.cascade import (
     BrandingSettings,
     CascadeStore,
-    Layer,
     check_write,
-    platform_defaults,
-    resolve,
     validate_values,
 )
 from core.tenancy.models import ROLE_RANK, Role, ScopedResource
@@ -311,13 +308,12 @@ async def archive_group(account_id: str, group_id: str) -> Response:
 @blueprint.get("/accounts/<account_id>/members")
 async def list_members(account_id: str) -> dict[str, Any]:
     ctx = await context.enter_account(account_id)
-    users = await _db()["users"].find(
-        {"memberships.account_id": ctx.account.id}, projection={"email": 1, "memberships": 1}
-    ).sort([("_id", 1)]).limit(1000).to_list()
-    items = []
-    for user in users:
-        roles = [m for m in user.get("memberships", []) if m.get("account_id") == ctx.account.id]
-        items.append({"uid": user["_id"], "email": user.get("email"), "memberships": roles})
+    members = await context.services().tenancy.directory.members(ctx.account.id, limit=1000)
+    items = [
+        {"uid": m.uid, "email": m.email,
+         "memberships": [x.model_dump(mode="json") for x in m.memberships]}
+        for m in members
+    ]
     return {"items": items, "next_cursor": None}
 
 
@@ -475,11 +471,13 @@ def _store() -> CascadeStore:
     return CascadeStore(_db())
 
 
-async def _resolved(namespace: str, targets: dict[str, str]) -> dict[str, Any]:
-    schema = _schema_for(namespace)
-    platform = Layer("platform", "platform", platform_defaults(schema))
-    layers = [platform, *await _store().layers(namespace, targets)]  # type: ignore[arg-type]
-    return {key: value.as_dict() for key, value in resolve(layers).items()}
+async def _resolved(namespace: str, solution: Any, account_id: str | None = None,
+                    group_id: str | None = None) -> dict[str, Any]:
+    resolved = await _store().resolve_for(
+        namespace, _schema_for(namespace), solution_id=solution.id,
+        enabled_with=solution.plugin_settings.get(namespace),
+        account_id=account_id, group_id=group_id)
+    return {key: value.as_dict() for key, value in resolved.items()}
 
 
 @blueprint.get("/accounts/<account_id>/settings/<namespace>")
@@ -487,11 +485,11 @@ async def _resolved(namespace: str, targets: dict[str, str]) -> dict[str, Any]:
 async def get_settings(account_id: str, namespace: str, query_args: CascadeQuery
                        ) -> dict[str, Any]:
     ctx = await context.enter_account(account_id)
-    targets = {"solution": ctx.solution.id, "account": ctx.account.id}
+    group_id = None
     if query_args.group_id:
-        group = await service.get_group(_db(), ctx, query_args.group_id)
-        targets["group"] = group.id
-    return {"namespace": namespace, "values": await _resolved(namespace, targets)}
+        group_id = (await service.get_group(_db(), ctx, query_args.group_id)).id
+    values = await _resolved(namespace, ctx.solution, ctx.account.id, group_id)
+    return {"namespace": namespace, "values": values}
 
 
 @blueprint.put("/solutions/<solution_id>/settings/<namespace>")
@@ -511,8 +509,7 @@ async def put_solution_settings(solution_id: str, namespace: str, data: Solution
     await _audit().record("settings.changed", actor=principal, solution_id=solution.id,
                           target=namespace, details={"level": "solution", "keys": sorted(values),
                                                      "locks": data.locks})
-    return {"namespace": namespace,
-            "values": await _resolved(namespace, {"solution": solution.id})}
+    return {"namespace": namespace, "values": await _resolved(namespace, solution)}
 
 
 async def _write_lower(ctx: Any, level: Any, target_id: str, namespace: str,
@@ -541,8 +538,8 @@ async def put_account_settings(account_id: str, namespace: str, data: SettingsIn
     ctx = await context.enter_account(account_id)
     service.require_rank(ctx.principal, ctx, Role.ACCOUNT_ADMIN)
     await _write_lower(ctx, "account", ctx.account.id, namespace, data)
-    targets = {"solution": ctx.solution.id, "account": ctx.account.id}
-    return {"namespace": namespace, "values": await _resolved(namespace, targets)}
+    return {"namespace": namespace,
+            "values": await _resolved(namespace, ctx.solution, ctx.account.id)}
 
 
 @blueprint.put("/accounts/<account_id>/groups/<group_id>/settings/<namespace>")
@@ -553,8 +550,8 @@ async def put_group_settings(account_id: str, group_id: str, namespace: str, dat
     group = await service.get_group(_db(), ctx, group_id)
     service.require_rank(ctx.principal, ctx, Role.GROUP_ADMIN, group.id)
     await _write_lower(ctx, "group", group.id, namespace, data)
-    targets = {"solution": ctx.solution.id, "account": ctx.account.id, "group": group.id}
-    return {"namespace": namespace, "values": await _resolved(namespace, targets)}
+    return {"namespace": namespace,
+            "values": await _resolved(namespace, ctx.solution, ctx.account.id, group.id)}
 
 
 # -- break-glass impersonation -------------------------------------------------------

@@ -1,47 +1,26 @@
-"""Read-only look-ups in the kernel directory (users' memberships, groups).
+"""Who is in this account or group, from the kernel directory service.
 
-Compliance status needs "who is in this account / group", which is directory
-data, not a scoped resource, and the kernel exposes no service method for it
-yet (its own ``GET /accounts/{id}/members`` view runs the same query). This
-adapter is the one place WeComply reads it, through the database handle the
-kernel injects (``services.db``) — no driver import — and only for the account
-of the request context. Replace it with a kernel ``Directory.members(...)`` call
-when one exists.
+Compliance status needs the account's people and its groups: directory data,
+not scoped resources. The kernel's ``Directory`` answers it for the request's
+account only; WeComply adapts the result to its own ``Member`` type.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.tenancy.models import AccountContext, Membership
+from core.tenancy.models import AccountContext
 from plugins.wecomply.compliance import Member
 
 MAX_MEMBERS = 10_000
 
 
-async def members(database: Any, ctx: AccountContext) -> list[Member]:
+async def members(directory: Any, ctx: AccountContext) -> list[Member]:
     """Every user holding a role in the context's account (any status)."""
-    account_id = ctx.account.id
-    cursor = database["users"].find(
-        {"memberships.account_id": account_id},
-        projection={"email": 1, "memberships": 1},
-    ).limit(MAX_MEMBERS)
-    out: list[Member] = []
-    for doc in await cursor.to_list():
-        memberships = tuple(
-            Membership.model_validate(m) for m in doc.get("memberships", [])
-            if m.get("account_id") == account_id
-        )
-        out.append(Member(uid=str(doc["_id"]), email=doc.get("email"), memberships=memberships))
-    return out
+    found = await directory.members(ctx.account.id, limit=MAX_MEMBERS)
+    return [Member(uid=m.uid, email=m.email, memberships=m.memberships) for m in found]
 
 
-async def active_group(database: Any, ctx: AccountContext, group_id: str) -> dict[str, Any] | None:
+async def active_group(directory: Any, ctx: AccountContext, group_id: str) -> Any:
     """The group if it is an active group of the context's account."""
-    if not isinstance(group_id, str) or len(group_id) > 64:
-        return None
-    found: dict[str, Any] | None = await database["groups"].find_one(
-        {"_id": group_id, "account_id": ctx.account.id, "status": "active"},
-        projection={"name": 1},
-    )
-    return found
+    return await directory.active_group(ctx.account.id, group_id)

@@ -135,14 +135,8 @@ class AttestationQuery(Page):
 
 
 async def _settings(ctx: Any) -> SolutionSettings:
-    """The resolved plugin settings (Solution over platform defaults); bad values → defaults."""
-    from core.tenancy.cascade import CascadeStore, Layer, platform_defaults, resolve
-
-    services = context.services()
-    layers = [Layer("platform", "platform", platform_defaults(SolutionSettings)),
-              *await CascadeStore(services.db).layers(
-                  "wecomply", {"solution": ctx.solution.id, "account": ctx.account.id})]
-    values = {key: item.value for key, item in resolve(layers).items()}
+    """The resolved plugin settings (the kernel's cascade); bad values → defaults."""
+    values = await context.plugin_settings(ctx, "wecomply")
     try:
         return SolutionSettings.model_validate(values)
     except ValueError:
@@ -157,7 +151,8 @@ async def _service(account_id: str, *, with_settings: bool = False) -> WeComply:
         settings = await _settings(ctx)
         options = {"model": settings.model, "top_k": settings.top_k}
     return WeComply(ctx=ctx, bind=context.repository, audit=services.tenancy.audit,
-                    database=services.db, storage=services.storage, ai=services.ai, **options)
+                    directory=services.tenancy.directory, storage=services.storage,
+                    ai=services.ai, **options)
 
 
 def _page(page: Any, render: Any = public) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class WeComply:
     ctx: AccountContext
     bind: Bind
     audit: Audit
-    database: Any = None  # kernel directory reads only (see directory.py)
+    directory: Any = None  # the kernel's tenancy directory (people and groups)
     storage: Any = None  # core.storage port, or None when storage is not configured
     ai: Any = None  # the kernel AI gateway, or None when it did not start
     model: str | None = None  # the Solution's chat model override
@@ -519,7 +519,7 @@ class WeComply:
 
     async def _obligations(self, policies: Sequence[Policy]) -> tuple[
             list[compliance.Obligation], list[compliance.Member]]:
-        members = await directory.members(self.database, self.ctx)
+        members = await directory.members(self.directory, self.ctx)
         repo = self.repo(Attestation)
         done: dict[str, set[str]] = {}
         for policy in policies:
@@ -532,14 +532,14 @@ class WeComply:
         if not compliance.may_oversee(self.principal, self.ctx, group_id):
             raise Forbidden("Compliance status of a group is for its GROUP_ADMINs and the "
                             "account's admins.", type_slug="status-forbidden")
-        group = await directory.active_group(self.database, self.ctx, group_id)
+        group = await directory.active_group(self.directory, self.ctx, group_id)
         if group is None:
             raise NotFound("No such group in this account.")
         policies = [p for p in await self._all(Policy, {"status": "active"})
                     if p.scope is Scope.ACCOUNT or p.group_id == group_id]
         items, members = await self._obligations(policies)
         mine = compliance.for_group(items, members, group_id)
-        return {"group_id": group_id, "name": group.get("name"),
+        return {"group_id": group_id, "name": group.name,
                 **compliance.summary(mine),
                 "overdue_items": [o.as_dict() for o in mine if o.overdue]}
 
