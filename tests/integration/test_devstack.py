@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -254,7 +255,15 @@ def test_restart_keeps_everything_and_leaves_no_orphans(
         with MongoClient[dict[str, Any]](second.mongo_uri, serverSelectionTimeoutMS=5000) as client:
             assert client.devstack_test.restart.find_one({"_id": "survivor"}) is not None
             assert client.devstack_test.items.count_documents({}) == 2
-        assert _sign_in(second, email, "s3cret-pass")["localId"] == uid
+        try:
+            signed_in = _sign_in(second, email, "s3cret-pass")
+        except urllib.error.HTTPError as exc:
+            logs = run.data_dir / "logs"
+            tails = {p.name: p.read_text(errors="replace")[-3000:] for p in logs.glob("auth.log*")}
+            exported = list((run.data_dir / "firebase").rglob("accounts.json"))
+            pytest.fail(f"sign-in after restart failed ({exc}); exports: {exported}; "
+                        f"auth logs: {tails}")
+        assert signed_in["localId"] == uid
         client_gcs = _storage_client(second, monkeypatch)
         assert client_gcs.bucket(bucket_name).blob("k").download_as_bytes() == b"kept"
         pids = list(second.pids.values())
