@@ -18,6 +18,7 @@ COPY --from=build /opt/themes /app/themes
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ENV=production \
+    SYNERGYHUB_THEMES_DIR=/app/themes \
     SYNERGYHUB_BIND=0.0.0.0:8080
 WORKDIR /app
 USER synergyhub

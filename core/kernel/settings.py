@@ -118,6 +118,9 @@ class Settings(BaseSettings):
         SecretStr("dev-only-secret-key-change-me"),
         validation_alias=AliasChoices("SYNERGYHUB_SECRET_KEY"),
     )
+    themes_dir: Path | None = Field(
+        None, validation_alias=_env("THEMES_DIR")
+    )  # theme packs; default: the repository's themes/ folder
     # --- plugins --------------------------------------------------------
     hook_timeout_seconds: float = Field(
         5.0, gt=0, le=120, validation_alias=_env("HOOK_TIMEOUT_SECONDS")

@@ -49,7 +49,7 @@ from core.whitelabel.domains import (
 from core.whitelabel.render import LandingRenderer
 from core.whitelabel.sections import MAX_SECTIONS, SectionRegistry, SectionType
 from core.whitelabel.store import DomainTaken, WhiteLabelStore
-from core.whitelabel.themes import FONT_ALLOW_LIST, ThemePack, load_theme_packs
+from core.whitelabel.themes import DEFAULT_THEMES_ROOT, FONT_ALLOW_LIST, ThemePack, load_theme_packs
 
 if TYPE_CHECKING:
     from core.kernel.plugins import PluginRegistry
@@ -182,7 +182,7 @@ class WhiteLabelService:
             store=store,
             audit=services.tenancy.audit,
             plugins=services.plugins,
-            themes=load_theme_packs(),
+            themes=load_theme_packs(settings.themes_dir or DEFAULT_THEMES_ROOT),
             secret_key=settings.secret_key.get_secret_value(),
             platform_hosts=settings.platform_hosts,
             resolver=resolver,
