@@ -33,32 +33,13 @@ import httpx
 import pytest
 
 from core.kernel.devstack import free_port
+from tests.browser_support import CHROMIUM, LAUNCH_ARGS, REQUIRES_CHROMIUM, load_payloads
 from tests.integration.whitelabel.support import LOGO_RGB, PLUGIN, AssetsPlugin
 
-CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = REQUIRES_CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian chromium is not installed at /usr/bin/chromium "
-        "(apt-get install -y chromium; the Makefile does this)",
-    ),
-]
-
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "xss_payloads.txt"
-_PLACEHOLDERS = {"{TAB}": "\t", "{NL}": "\n", "{CR}": "\r", "{FF}": "\f", "{NUL}": "\0"}
 PER_PAGE = 33
 BRAND_PRIMARY = "#8a1538"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 
 # Runs in every frame before any page script: hooks and a CSP violation listener.
 HOOKS = """
@@ -145,15 +126,6 @@ async () => {
 """
 
 
-def load_payloads() -> list[tuple[int, str]]:
-    payloads: list[tuple[int, str]] = []
-    for line in CORPUS.read_text("utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        for token, char in _PLACEHOLDERS.items():
-            line = line.replace(token, char)
-        payloads.append((len(payloads) + 1, line))
-    return payloads
 
 
 class _Server:

@@ -26,37 +26,18 @@ import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser_support import CHROMIUM, LAUNCH_ARGS, REQUIRES_CHROMIUM, load_payloads
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian chromium is not installed at /usr/bin/chromium "
-        "(apt-get install -y chromium; the Makefile does this)",
-    ),
-]
+pytestmark = REQUIRES_CHROMIUM
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "xss_payloads.txt"
-_PLACEHOLDERS = {"{TAB}": "\t", "{NL}": "\n", "{CR}": "\r", "{FF}": "\f", "{NUL}": "\0"}
 NONCE = "e2eNonceValue-0123456789"
 BATCH_SIZE = 25
 WORKERS = 6
 SLOT = "XSS-SLOT-7f3a"
 
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-]
 
 # Runs in every frame before any page script.
 HOOKS = """
@@ -148,15 +129,6 @@ INSPECT = """
 """
 
 
-def load_payloads() -> list[tuple[int, str]]:
-    payloads: list[tuple[int, str]] = []
-    for line in CORPUS.read_text("utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        for token, char in _PLACEHOLDERS.items():
-            line = line.replace(token, char)
-        payloads.append((len(payloads) + 1, line))
-    return payloads
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,22 +16,7 @@ from core.whitelabel.sanitize import (
     RichTextTooLarge,
     sanitize_rich_text,
 )
-
-CORPUS_PATH = Path(__file__).resolve().parents[2] / "data" / "xss_payloads.txt"
-_PLACEHOLDERS = {"{TAB}": "\t", "{NL}": "\n", "{CR}": "\r", "{FF}": "\f", "{NUL}": "\0"}
-
-
-def load_payloads(path: Path = CORPUS_PATH) -> list[tuple[int, str]]:
-    """(number, payload) pairs from the corpus, numbered from 1 (see its header)."""
-    payloads: list[tuple[int, str]] = []
-    for line in path.read_text("utf-8").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        for token, char in _PLACEHOLDERS.items():
-            line = line.replace(token, char)
-        payloads.append((len(payloads) + 1, line))
-    return payloads
-
+from tests.browser_support import load_payloads
 
 PAYLOADS = load_payloads()
 IDS = [f"p{n}" for n, _ in PAYLOADS]
