@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,127 +18,35 @@ import pytest_asyncio
 from core.tenancy.identity import normalize_email
 from core.tenancy.models import Scope, new_id, utcnow
 from core.tenancy.rules import resource_read_keys, resource_write_keys
+from core.testing.conformance import (
+    HOME_ACCESS,
+    READERS,
+    RESOURCES,
+    Res,
+    expected_create,
+    gate,
+    may_read,
+    may_write,
+    owner_of,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PROBLEM = "application/problem+json"
 DOCS = "/api/v1/accounts/{account}/documents"
 
-# --------------------------------------------------------------------------
-# The specification, written out (ARCHITECTURE §3) for the seeded personas
-# acting in the HOME account (home Solution, home group).
-# --------------------------------------------------------------------------
+# The specification (ARCHITECTURE §3) is written out once, in the conformance
+# checker partners run on their plugins; this suite applies it to the kernel's own
+# documents, groups and members.
 
-# Personas that may act in the home account at all (SUPERADMIN, SOLUTION_ADMIN above
-# it, and every account role). Everyone else signed in gets 404; anonymous gets 401.
-HOME_ACCESS = frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN", "MEMBER", "VIEWER",
-                         "GROUP_ADMIN", "GROUP_MEMBER"})
-EVERYONE_IN_HOME = HOME_ACCESS
-
-# "who may read" per scope for a resource visible in the home account context.
-READERS: dict[str, frozenset[str]] = {
-    # everyone signed in
-    "global": EVERYONE_IN_HOME,
-    # members of any account in that solution, SOLUTION_ADMIN of it (+ SUPERADMIN)
-    "solution": EVERYONE_IN_HOME,
-    # members of that account (any role), SOLUTION_ADMIN above it (+ SUPERADMIN)
-    "account": EVERYONE_IN_HOME,
-    # members of that group, ACCOUNT_ADMIN of its account, SOLUTION_ADMIN above (+ SUPERADMIN)
-    "group:home": frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN", "GROUP_ADMIN",
-                             "GROUP_MEMBER"}),
-    "group:home2": frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN"}),
-}
-# "who may write" per scope.
-WRITERS: dict[str, frozenset[str]] = {
-    "global": frozenset({"SUPERADMIN"}),
-    "solution": frozenset({"SUPERADMIN", "SOLUTION_ADMIN"}),
-    "account": frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN"}),
-    "group:home": frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN", "GROUP_ADMIN"}),
-    "group:home2": frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN"}),
-}
-# VIEWER reads what a MEMBER reads and writes nothing (not even its own private items).
-NEVER_WRITES = frozenset({"VIEWER"})
-
-# Group and member management (the table's "group" write column for the group itself;
-# account-level structure — creating/archiving groups, account members — is the
-# account's administrators').
-ACCOUNT_MANAGERS = frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN"})
-HOME_GROUP_MANAGERS = ACCOUNT_MANAGERS | {"GROUP_ADMIN"}
-
-
-@dataclass(frozen=True)
-class Res:
-    """A seeded resource: scope, where it lives, and who creates it."""
-
-    name: str
-    scope: str
-    where: str = "home"          # home | sibling (same Solution) | other (other Solution)
-    group: str | None = None     # home | home2 | sibling
-    creator: str = "SELF"        # a persona name, or SELF (the acting persona's own)
-
-    def in_home_context(self) -> bool:
-        if self.scope == "global":
-            return True
-        if self.scope == "solution":
-            return self.where in ("home", "sibling")
-        return self.where == "home"
-
-    def key(self) -> str:
-        return f"group:{self.group}" if self.scope == "group" else self.scope
-
-
-RESOURCES = (
-    Res("global", "global", creator="SUPERADMIN"),
-    Res("global@other-solution", "global", "other", creator="SUPERADMIN"),
-    Res("solution", "solution", creator="SOLUTION_ADMIN"),
-    Res("solution@sibling", "solution", "sibling", creator="SOLUTION_ADMIN"),
-    Res("solution@other-solution", "solution", "other", creator="SUPERADMIN"),
-    Res("account", "account", creator="ACCOUNT_ADMIN"),
-    Res("account@sibling", "account", "sibling", creator="ADMIN:sibling"),
-    Res("account@other-solution", "account", "other", creator="ADMIN:other"),
-    Res("group", "group", group="home", creator="ACCOUNT_ADMIN"),
-    Res("group2", "group", group="home2", creator="ACCOUNT_ADMIN"),
-    Res("group@sibling", "group", "sibling", group="sibling", creator="ADMIN:sibling"),
-    Res("private-own", "private", creator="SELF"),
-    Res("private-other", "private", creator="OTHER"),
-    Res("private@sibling", "private", "sibling", creator="ADMIN:sibling"),
-    Res("private-superadmin@sibling", "private", "sibling", creator="SUPERADMIN"),
-)
-# Personas that can own a private item in the home account.
+# Every persona with access can own a private item here: this suite seeds a
+# VIEWER's private item directly in the database (a VIEWER cannot create one).
 OWNERS = frozenset(HOME_ACCESS)
 
-
-def owner_of(res: Res, persona: str) -> str:
-    if res.creator == "SELF":
-        return persona
-    if res.creator == "OTHER":
-        return "ACCOUNT_ADMIN" if persona == "MEMBER" else "MEMBER"
-    return res.creator
-
-
-def may_read(persona: str, res: Res) -> bool:
-    if not res.in_home_context():
-        return False
-    if res.scope == "private":
-        return owner_of(res, persona) == persona
-    return persona in READERS[res.key()]
-
-
-def may_write(persona: str, res: Res) -> bool:
-    if not res.in_home_context() or persona in NEVER_WRITES:
-        return False
-    if res.scope == "private":
-        return owner_of(res, persona) == persona
-    return persona in WRITERS[res.key()]
-
-
-def gate(persona: str) -> int | None:
-    """The answer before any scope is considered: 401 anonymous, 404 out of the account."""
-    if persona == "ANONYMOUS":
-        return 401
-    if persona not in HOME_ACCESS:
-        return 404
-    return None
+# Group and member management: account-level structure (creating/archiving groups,
+# account members) is for the account's administrators; a GROUP_ADMIN manages its group.
+ACCOUNT_MANAGERS = frozenset({"SUPERADMIN", "SOLUTION_ADMIN", "ACCOUNT_ADMIN"})
+HOME_GROUP_MANAGERS = ACCOUNT_MANAGERS | {"GROUP_ADMIN"}
 
 
 def expected(persona: str, op: str, res: Res) -> int:
@@ -153,17 +60,6 @@ def expected(persona: str, op: str, res: Res) -> int:
     if op == "delete":
         return 204 if may_write(persona, res) else 404
     raise AssertionError(op)
-
-
-def expected_create(persona: str, key: str) -> int:
-    early = gate(persona)
-    if early is not None:
-        return early
-    if persona in NEVER_WRITES:
-        return 403
-    if key == "private":
-        return 201
-    return 201 if persona in WRITERS[key] else 403
 
 
 # --------------------------------------------------------------------------
