@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 from quart import Blueprint, request
 
+from core.ai.gateway import AIProviderConfig
 from core.ai.plugin import SolutionAIGateway
 from core.hooks import PluginManifest, hookimpl
 from core.kernel import context
@@ -123,7 +124,7 @@ async def test_services_ai_is_the_gateway_configured_from_settings(ai: AIApp) ->
     gateway = ai.services.ai
     assert isinstance(gateway, SolutionAIGateway)
     config = gateway.default_config
-    assert config is not None
+    assert isinstance(config, AIProviderConfig)
     assert config.base_url == ai.fake.openai_base_url
     assert config.default_model == "gpt-platform-default"
     assert config.api_key.get_secret_value() == ai.fake.openai_key

@@ -87,7 +87,7 @@ def make_plugin(name: str, leak: str | None) -> Any:
         account, solution = ctx.account, ctx.solution
         if account_id is not None:
             found = await svc.tenancy.directory.account_with_solution(account_id)
-            assert found is not None
+            assert found is not None and found[0].id == account_id
             account, solution = found
         god = Principal(uid=ctx.principal.uid, system_role=SystemRole.SUPERADMIN)
         return context.repository(model, AccountContext(principal=god, solution=solution,

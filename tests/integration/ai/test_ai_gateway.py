@@ -327,7 +327,7 @@ def test_from_env() -> None:
     cfg = AIProviderConfig.from_env(
         {"OPENAI_API_KEY": "sk-env", "OPENAI_MODEL": "m-env", "OPENAI_BASE_URL": "http://x/v1/"}
     )
-    assert cfg is not None
+    assert isinstance(cfg, AIProviderConfig)
     assert (cfg.default_model, cfg.base_url) == ("m-env", "http://x/v1")
     assert "sk-env" not in repr(cfg)
     assert "sk-env" not in cfg.model_dump_json()

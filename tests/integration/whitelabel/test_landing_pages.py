@@ -300,9 +300,9 @@ async def test_publish_reaches_other_instances_within_the_ttl(client: Any, perso
 
     async def served_by_b() -> str:
         tenant = await b.tenant_for_request("localhost", sol, slug)
-        assert tenant is not None
+        assert tenant is not None and tenant.account.id == account  # B resolves the same tenant
         page = await b.public_page(tenant)
-        assert page is not None
+        assert page is not None and page.version >= 1  # B serves a published version
         return page.body("n" * 22).decode()
 
     assert "Version one" in await served_by_b()
