@@ -20,7 +20,11 @@ tokens for ``v2v`` sequentially; per mint:
   user + system, so loopback socket sends count);
 * ``provider_call``: the provider's ``mint`` as the broker awaits it (openai
   SDK + loopback HTTP + the fake), and ``beyond_call = total - provider_call``:
-  the kernel and broker alone.
+  the kernel and broker alone;
+* ``floor``: an authenticated ``GET /api/v1/accounts/{id}`` by the same member,
+  interleaved with the mints: what any account-scoped request costs (token
+  check, the principal's one round trip, the account context, Quart), so
+  ``broker_own = beyond_call - floor`` is what the broker itself adds.
 
 Figures go to bench/broker_overhead.md (by hand; this prints a table).
 """
@@ -185,8 +189,9 @@ async def _run(stack: Any, fake: dict[str, str], commands: _Commands, samples: i
         providers_by_name["openai-realtime"] = dataclasses.replace(
             entry, provider=_TimedProvider(entry.provider, calls))
         await fake_times()
-        totals, dbs, cpus = [], [], []
-        counts_before = commands.counts.copy()
+        totals, dbs, cpus, floors = [], [], [], []
+        floor_url = f"/api/v1/accounts/{personas.home_account}"
+        mint_counts: Counter[str] = Counter()
         profiler = None
         if profile is not None:
             import cProfile
@@ -194,21 +199,25 @@ async def _run(stack: Any, fake: dict[str, str], commands: _Commands, samples: i
             profiler = cProfile.Profile()
             profiler.enable()
         for _ in range(samples):
-            micros = commands.micros
+            micros, counts_before = commands.micros, commands.counts.copy()
             cpu = time.process_time()
             start = time.perf_counter()
             response = await client.post(url, json=body, headers=headers)
             totals.append((time.perf_counter() - start) * 1000)
             cpus.append((time.process_time() - cpu) * 1000)
             dbs.append((commands.micros - micros) / 1000)
+            mint_counts += commands.counts - counts_before
+            assert response.status_code == 200, await response.get_data(as_text=True)
+            start = time.perf_counter()
+            response = await client.get(floor_url, headers=headers)
+            floors.append((time.perf_counter() - start) * 1000)
             assert response.status_code == 200, await response.get_data(as_text=True)
         if profiler is not None and profile is not None:
             profiler.disable()
             profiler.dump_stats(profile)
         providers = await fake_times()
         assert len(providers) == samples == len(calls), (len(providers), samples)
-        per_request = {k: round(v / samples, 2)
-                       for k, v in (commands.counts - counts_before).items()}
+        per_request = {k: round(v / samples, 2) for k, v in mint_counts.items()}
     overhead = [t - p for t, p in zip(totals, providers, strict=True)]
     beyond_call = [t - c for t, c in zip(totals, calls, strict=True)]
     python = [o - d for o, d in zip(overhead, dbs, strict=True)]
@@ -220,6 +229,8 @@ async def _run(stack: Any, fake: dict[str, str], commands: _Commands, samples: i
         "beyond_call_p50": statistics.median(beyond_call),
         "db_p50": statistics.median(dbs), "python_p50": statistics.median(python),
         "cpu_p50": statistics.median(cpus),
+        "floor_p50": statistics.median(floors),
+        "broker_own_p50": statistics.median(beyond_call) - statistics.median(floors),
         "commands_per_mint": per_request,
     }
 
@@ -262,7 +273,8 @@ def main() -> int:
         parent.send("stop")
         proc.join(10)
     keys = ("total_p50", "total_p90", "provider_p50", "overhead_p50", "overhead_p90",
-            "db_p50", "python_p50", "cpu_p50", "provider_call_p50", "beyond_call_p50")
+            "db_p50", "python_p50", "cpu_p50", "provider_call_p50", "beyond_call_p50",
+            "floor_p50", "broker_own_p50")
     medians = {k: round(statistics.median(r[k] for r in results), 2) for k in keys}
     print("\n| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
@@ -272,6 +284,8 @@ def main() -> int:
     print(f"overhead p50 {medians['overhead_p50']} ms (target <= {TARGET_MS}): {verdict}; "
           f"of which MongoDB round trips {medians['db_p50']} ms, our Python "
           f"{medians['python_p50']} ms")
+    print(f"an authenticated account request (the floor) takes {medians['floor_p50']} ms; "
+          f"beyond it and the provider call, the broker adds {medians['broker_own_p50']} ms")
     if args.json:
         args.json.write_text(json.dumps({"runs": results, "medians": medians}, indent=1))
     return 0

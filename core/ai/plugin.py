@@ -270,7 +270,7 @@ async def startup(services: Any) -> None:
     await meter.create_indexes()
     services.ai = SolutionAIGateway(
         default_config=platform_config(services.settings), meter=meter,
-        overrides=SolutionNamespace(services.db, NAMESPACE, AISettings),
+        overrides=SolutionNamespace(services.tenancy.cascade, NAMESPACE, AISettings),
         directory=services.tenancy.directory,
     )
 

@@ -4,13 +4,12 @@ Plugin namespaces cascade down to Accounts and Groups; these do not: they
 govern what the platform spends on a Solution's behalf (token lifetimes,
 quotas, which AI endpoint receives the platform key), so only the Solution
 layer over the platform defaults counts, and an Account admin cannot lift
-them. Values are cached per process for a couple of seconds, like the
-directory, so a change reaches every instance within that time.
+them. The layer comes from the app's cached cascade store, so a change reaches
+every instance within its TTL.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -19,9 +18,8 @@ from pydantic import BaseModel
 from core.tenancy.cascade import CascadeStore, Layer, platform_defaults, resolve, validate_values
 from core.tenancy.models import Principal
 
-__all__ = ["CACHE_SECONDS", "SolutionNamespace"]
+__all__ = ["SolutionNamespace"]
 
-CACHE_SECONDS = 2.0
 S = TypeVar("S", bound=BaseModel)
 #: Raises a Problem when ``principal`` may not write these values (after schema checks).
 WriteCheck = Callable[[Principal, Mapping[str, Any], BaseModel], None]
@@ -30,19 +28,15 @@ WriteCheck = Callable[[Principal, Mapping[str, Any], BaseModel], None]
 class SolutionNamespace(Generic[S]):
     """One kernel namespace: platform defaults (the schema's) under a Solution layer."""
 
-    def __init__(self, database: Any, namespace: str, schema: type[S]) -> None:
+    def __init__(self, store: CascadeStore, namespace: str, schema: type[S]) -> None:
         self.namespace = namespace
         self.schema = schema
-        self.store = CascadeStore(database)
-        self._cache: dict[str, tuple[float, S, dict[str, Any]]] = {}
+        self.store = store
 
     def defaults(self) -> S:
         return self.schema()
 
     async def _load(self, solution_id: str) -> tuple[S, dict[str, Any]]:
-        hit = self._cache.get(solution_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2]
         layers = await self.store.layers(self.namespace, {"solution": solution_id})
         stored = dict(layers[0].values) if layers else {}
         known = {k: v for k, v in stored.items() if k in self.schema.model_fields}
@@ -52,9 +46,6 @@ class SolutionNamespace(Generic[S]):
             # A stored value the schema no longer accepts: fall back to the
             # platform defaults rather than failing every request.
             values, known = self.defaults(), {}
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[solution_id] = (time.monotonic() + CACHE_SECONDS, values, known)
         return values, known
 
     async def values(self, solution_id: str) -> S:
@@ -75,11 +66,4 @@ class SolutionNamespace(Generic[S]):
         if check is not None:
             check(principal, clean, self.defaults())
         await self.store.write("solution", solution_id, self.namespace, clean)
-        self.invalidate(solution_id)
         return clean
-
-    def invalidate(self, solution_id: str | None = None) -> None:
-        if solution_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(solution_id, None)

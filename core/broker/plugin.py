@@ -27,7 +27,8 @@ async def startup(services: Any) -> None:
     from core.broker.service import TokenBroker
 
     broker = TokenBroker(settings=services.settings, registry=services.plugins,
-                         database=services.db, audit=services.tenancy.audit, http=services.http)
+                         database=services.db, cascade=services.tenancy.cascade,
+                         audit=services.tenancy.audit, http=services.http)
     await broker.open()
     services.broker = broker
 

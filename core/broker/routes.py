@@ -12,7 +12,7 @@ from quart_schema import document_request, document_response, validate_request
 from core.broker.service import TokenBroker
 from core.broker.settings import check_broker_write
 from core.kernel import context
-from core.kernel.errors import Forbidden, ServiceUnavailable, Unprocessable
+from core.kernel.errors import Forbidden, ServiceUnavailable, Unprocessable, validation_error_list
 from core.tenancy import service as tenancy_service
 
 blueprint = Blueprint("broker", __name__, url_prefix="/api/v1")
@@ -73,10 +73,8 @@ async def _mint_input() -> MintIn:
     try:
         return MintIn.model_validate(data)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                  for e in exc.errors(include_url=False, include_input=False)]
         raise Unprocessable("The request does not match the expected schema.",
-                            errors=errors) from None
+                            errors=validation_error_list(exc)) from None
 
 
 @blueprint.post("/accounts/<account_id>/ephemeral-tokens")

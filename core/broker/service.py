@@ -175,13 +175,13 @@ class TokenBroker:
     """Mints ephemeral tokens for an account context (the use case behind the route)."""
 
     def __init__(self, *, settings: Settings, registry: PluginRegistry, database: Any,
-                 audit: AuditLog, http: Any) -> None:
+                 cascade: CascadeStore, audit: AuditLog, http: Any) -> None:
         self.settings = settings
         self.registry = registry
         self.audit = audit
-        self.store = CascadeStore(database)
+        self.store = cascade
         self.policy: SolutionNamespace[BrokerSettings] = SolutionNamespace(
-            database, NAMESPACE, BrokerSettings)
+            cascade, NAMESPACE, BrokerSettings)
         self.counters = WindowCounters(database[COLLECTION])
         self.pool = OpenAIClientPool()
         self.clients = ProviderClients(http=http, openai=self.pool)

@@ -106,13 +106,11 @@ async def plugin_settings(
     ctx: AccountContext, plugin: str, *, group_id: str | None = None
 ) -> dict[str, Any]:
     """A plugin's settings as the cascade resolves them where the request acts."""
-    from core.tenancy.cascade import CascadeStore
-
     svc = services()
     info = svc.plugins.infos.get(plugin)
     if info is None:
         raise NotFound(f"No installed plugin is named {plugin!r}.")
-    resolved = await CascadeStore(svc.db).resolve_for(
+    resolved = await svc.tenancy.cascade.resolve_for(
         plugin, info.manifest.solution_settings, solution_id=ctx.solution.id,
         enabled_with=ctx.solution.plugin_settings.get(plugin),
         account_id=ctx.account.id, group_id=group_id,

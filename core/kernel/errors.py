@@ -125,19 +125,16 @@ def problem_response(
     return response
 
 
-def _validation_errors(error: RequestSchemaValidationError) -> list[dict[str, Any]]:
-    """Turn pydantic's errors into a list without echoing input values."""
-    inner = error.validation_error
-    errors_fn = getattr(inner, "errors", None)
+def validation_error_list(exc: Any, *, limit: int = 50) -> list[dict[str, str]]:
+    """pydantic's errors as ``[{field, message}]``, without the input (it may hold secrets)."""
+    errors_fn = getattr(exc, "errors", None)
     if not callable(errors_fn):
-        return [{"message": "request body is invalid"}]
+        return [{"field": "", "message": "request body is invalid"}]
     return [
-        {
-            "field": ".".join(str(part) for part in item.get("loc", ())),
-            "message": item.get("msg", "invalid"),
-        }
+        {"field": ".".join(str(part) for part in item.get("loc", ())),
+         "message": item.get("msg", "invalid")}
         for item in errors_fn(include_url=False, include_input=False)
-    ]
+    ][:limit]
 
 
 def install_error_handlers(app: Quart) -> None:
@@ -159,7 +156,7 @@ def install_error_handlers(app: Quart) -> None:
         return problem_response(
             422,
             "The request does not match the expected schema.",
-            errors=_validation_errors(error),
+            errors=validation_error_list(error.validation_error),
         )
 
     @app.errorhandler(HTTPException)

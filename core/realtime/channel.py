@@ -40,6 +40,7 @@ from core.kernel.errors import (
     Problem,
     Unauthenticated,
     Unprocessable,
+    validation_error_list,
 )
 from core.realtime import access
 from core.realtime.context import SocketContext
@@ -58,7 +59,6 @@ from core.realtime.models import (
     ok,
     problem_ack,
     user_room,
-    validation_errors,
 )
 
 if TYPE_CHECKING:
@@ -483,7 +483,7 @@ def _model(model: type[Any], payload: Any) -> Any:
         return model.model_validate(payload)
     except ValidationError as exc:
         raise Unprocessable(
-            "The payload does not match the expected schema.", errors=validation_errors(exc)
+            "The payload does not match the expected schema.", errors=validation_error_list(exc)
         ) from None
 
 

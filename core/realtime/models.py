@@ -91,14 +91,6 @@ def problem_ack(problem: Problem) -> dict[str, Any]:
     return {"ok": False, "error": error}
 
 
-def validation_errors(exc: Any) -> list[dict[str, str]]:
-    """pydantic errors without the offending input (it may hold secrets)."""
-    return [
-        {"field": ".".join(str(p) for p in item.get("loc", ())), "message": item.get("msg", "")}
-        for item in exc.errors(include_url=False, include_input=False)
-    ]
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 

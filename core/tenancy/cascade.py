@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from core.kernel.errors import Forbidden, Unprocessable
+from core.kernel.cache import MISSING, TTLCache
+from core.kernel.errors import Forbidden, Unprocessable, validation_error_list
 
 Level = Literal["platform", "solution", "account", "group"]
 LEVELS: tuple[Level, ...] = ("platform", "solution", "account", "group")
@@ -81,11 +82,7 @@ def validate_values(schema: type[BaseModel] | None, values: Mapping[str, Any]) -
     try:
         checked = schema.model_validate({**platform_defaults(schema), **values})
     except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise Unprocessable("Invalid settings.", errors=errors) from None
+        raise Unprocessable("Invalid settings.", errors=validation_error_list(exc)) from None
     dumped = checked.model_dump(mode="json")
     return {key: dumped[key] for key in values}
 
@@ -109,19 +106,35 @@ def _layer_id(level: Level, target_id: str, namespace: str) -> str:
 
 
 class CascadeStore:
-    """Settings layers in MongoDB (one document per level, target and namespace)."""
+    """Settings layers in MongoDB (one document per level, target and namespace).
 
-    def __init__(self, database: Any) -> None:
+    With ``cache_seconds`` the layers are cached per process: plugins resolve
+    their settings on most requests, and they change rarely. A write through
+    this store evicts what it changed, so this instance sees it at once and
+    other instances within the TTL (the same bound as the tenancy directory).
+    The app holds one cached store (``services.tenancy.cascade``).
+    """
+
+    def __init__(self, database: Any, *, cache_seconds: float = 0.0) -> None:
         self.collection = database["settings_layers"]
+        self._cache: TTLCache[str, Layer | None] | None = (
+            TTLCache(cache_seconds) if cache_seconds > 0 else None)
 
     async def layers(self, namespace: str, targets: Mapping[Level, str]) -> list[Layer]:
         ids = [_layer_id(level, target, namespace) for level, target in targets.items()]
+        cached = [self._cache.get(layer_id) for layer_id in ids] if self._cache else []
+        if cached and MISSING not in cached:
+            return [layer for layer in cached if layer is not None]
         docs = await self.collection.find({"_id": {"$in": ids}}).to_list()
-        return [
-            Layer(doc["level"], doc["target_id"], doc.get("values", {}),
-                  frozenset(doc.get("locks", [])))
+        found = {
+            doc["_id"]: Layer(doc["level"], doc["target_id"], doc.get("values", {}),
+                              frozenset(doc.get("locks", [])))
             for doc in docs
-        ]
+        }
+        if self._cache is not None:
+            for layer_id in ids:
+                self._cache.put(layer_id, found.get(layer_id))  # None: no layer here
+        return [found[layer_id] for layer_id in ids if layer_id in found]
 
     async def resolve_for(
         self,
@@ -147,13 +160,19 @@ class CascadeStore:
         return resolve(layers)  # stable sort: the stored Solution layer wins
 
     async def write(self, level: Level, target_id: str, namespace: str,
-                    values: Mapping[str, Any], locks: list[str] | None = None) -> None:
+                    values: Mapping[str, Any], locks: list[str] | None = None, *,
+                    replace: bool = False) -> None:
+        """Merge ``values`` into the layer (or, with ``replace``, make them the whole layer)."""
         update: dict[str, Any] = {
             "level": level, "target_id": target_id, "namespace": namespace,
         }
-        update.update({f"values.{key}": value for key, value in values.items()})
+        if replace:
+            update["values"] = dict(values)
+        else:
+            update.update({f"values.{key}": value for key, value in values.items()})
         if locks is not None:
             update["locks"] = sorted(set(locks))
-        await self.collection.update_one(
-            {"_id": _layer_id(level, target_id, namespace)}, {"$set": update}, upsert=True
-        )
+        layer_id = _layer_id(level, target_id, namespace)
+        await self.collection.update_one({"_id": layer_id}, {"$set": update}, upsert=True)
+        if self._cache is not None:
+            self._cache.pop(layer_id)

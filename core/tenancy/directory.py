@@ -8,7 +8,6 @@ enablement or archive change is visible on every instance within that TTL.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from core.kernel.cache import CACHE_SECONDS, MISSING, TTLCache
 from core.kernel.errors import Conflict
 from core.tenancy.identity import VerifiedToken, normalize_email
 from core.tenancy.models import (
@@ -31,28 +31,6 @@ from core.tenancy.models import (
     utcnow,
 )
 
-CACHE_SECONDS = 2.0
-
-
-class _TTLCache:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._items: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str) -> Any:
-        hit = self._items.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return None
-        return hit[1]
-
-    def put(self, key: str, value: Any) -> None:
-        if len(self._items) > 50_000:
-            self._items.clear()
-        self._items[key] = (time.monotonic() + self.seconds, value)
-
-    def clear(self) -> None:
-        self._items.clear()
-
 
 def doc_to(model: Any, doc: dict[str, Any]) -> Any:
     data = dict(doc)
@@ -65,8 +43,8 @@ class Directory:
 
     def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = database
-        self._accounts = _TTLCache(CACHE_SECONDS)
-        self._hosts = _TTLCache(CACHE_SECONDS)
+        self._accounts: TTLCache[str, tuple[Account, Solution] | None] = TTLCache(CACHE_SECONDS)
+        self._hosts: TTLCache[str, str | None] = TTLCache(CACHE_SECONDS)
 
     async def create_indexes(self) -> None:
         await self.db["users"].create_index([("email_normalized", ASCENDING)], unique=True,
@@ -184,8 +162,8 @@ class Directory:
 
     async def account_with_solution(self, account_id: str) -> tuple[Account, Solution] | None:
         cached = self._accounts.get(account_id)
-        if cached is not None:
-            return cached if cached != "missing" else None
+        if cached is not MISSING:
+            return cached
         account_doc = await self.db["accounts"].find_one({"_id": account_id})
         solution_doc = (
             await self.db["solutions"].find_one({"_id": account_doc["solution_id"]})
@@ -193,7 +171,7 @@ class Directory:
             else None
         )
         if account_doc is None or solution_doc is None:
-            self._accounts.put(account_id, "missing")
+            self._accounts.put(account_id, None)
             return None
         found = (doc_to(Account, account_doc), doc_to(Solution, solution_doc))
         self._accounts.put(account_id, found)
@@ -203,8 +181,8 @@ class Directory:
         """A custom domain or the ``X-Solution`` header (development) names a Solution."""
         key = f"{host}|{header_value or ''}"
         cached = self._hosts.get(key)
-        if cached is not None:
-            return cached or None
+        if cached is not MISSING:
+            return cached
         solution_id: str | None = None
         if header_value:
             doc = await self.db["solutions"].find_one({"slug": header_value[:100]})
@@ -213,7 +191,7 @@ class Directory:
             hostname = host.split(":")[0].lower()
             doc = await self.db["solutions"].find_one({"domain": hostname})
             solution_id = doc["_id"] if doc else None
-        self._hosts.put(key, solution_id or "")
+        self._hosts.put(key, solution_id)
         return solution_id
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from core.kernel.errors import Conflict, NotFound, Unprocessable
+from core.kernel.errors import Conflict, NotFound, Unprocessable, validation_error_list
 from core.tenancy import service
 from core.tenancy.directory import doc_to
 from core.tenancy.models import Account, Principal, Solution, Status
@@ -27,11 +27,8 @@ def validate_plugin_settings(
     try:
         return schema.model_validate(settings).model_dump(mode="json", exclude_unset=True)
     except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise Unprocessable(f"Invalid settings for plugin {plugin!r}.", errors=errors) from None
+        raise Unprocessable(f"Invalid settings for plugin {plugin!r}.",
+                            errors=validation_error_list(exc)) from None
 
 
 async def set_plugin_enabled(

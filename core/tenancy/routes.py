@@ -468,7 +468,7 @@ def _schema_for(namespace: str) -> Any:
 
 
 def _store() -> CascadeStore:
-    return CascadeStore(_db())
+    return context.services().tenancy.cascade
 
 
 async def _resolved(namespace: str, solution: Any, account_id: str | None = None,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.kernel.cache import CACHE_SECONDS
 from core.tenancy.audit import AuditLog
+from core.tenancy.cascade import CascadeStore
 from core.tenancy.directory import Directory
 from core.tenancy.identity import FirebaseTokenVerifier, TokenVerifier
 from core.tenancy.impersonation import Impersonation
@@ -22,6 +24,7 @@ class TenancyServices:
     repositories: RepositoryFactory
     audit: AuditLog
     impersonation: Impersonation
+    cascade: CascadeStore
 
     @staticmethod
     async def open(services: Services) -> None:
@@ -33,6 +36,7 @@ class TenancyServices:
             repositories=RepositoryFactory(db),
             audit=AuditLog(db),
             impersonation=Impersonation(db),
+            cascade=CascadeStore(db, cache_seconds=CACHE_SECONDS),
         )
         for plugin, models in services.plugins.collect("register_models").items():
             for model in models:

@@ -24,7 +24,15 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, ValidationError
 
 from core.hooks import ThemeAssets
-from core.kernel.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
+from core.kernel.cache import MISSING, TTLCache
+from core.kernel.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    validation_error_list,
+)
 from core.tenancy.cascade import Layer, check_write, platform_defaults, resolve
 from core.tenancy.models import AccountContext, Role, Solution, Status, utcnow
 from core.tenancy.service import require_rank
@@ -35,7 +43,7 @@ from core.whitelabel.branding import (
     failure_as_dict,
     resolve_appearance,
 )
-from core.whitelabel.cache import LRU, MISSING, RenderedPage, TTLCache
+from core.whitelabel.cache import LRU, RenderedPage
 from core.whitelabel.domains import (
     DnsLookupError,
     DnsPythonResolver,
@@ -110,13 +118,6 @@ def _active(tenant: Tenant) -> bool:
     return tenant.account.status is Status.ACTIVE and tenant.solution.status is Status.ACTIVE
 
 
-def _validation_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False)
-    ][:50]
-
-
 def _asset_dirs(assets: ThemeAssets) -> tuple[Path | None, Path | None]:
     """A plugin's static and templates directories, checked (absolute, existing)."""
     found: list[Path | None] = []
@@ -174,7 +175,7 @@ class WhiteLabelService:
 
     @classmethod
     async def open(cls, services: Services) -> WhiteLabelService:
-        store = WhiteLabelStore(services.db)
+        store = WhiteLabelStore(services.db, services.tenancy.cascade)
         await store.create_indexes()
         settings = services.settings
         resolver = services.extras.get("whitelabel.resolver")
@@ -333,7 +334,7 @@ class WhiteLabelService:
         except ValidationError as exc:
             raise Unprocessable(
                 "The landing page has invalid sections.", type_slug="invalid-sections",
-                errors=_validation_errors(exc),
+                errors=validation_error_list(exc),
                 section_types=renderer.registry.types(),
             ) from None
         return [model.model_dump(mode="json") for model in models]

@@ -18,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from core.tenancy.cascade import CascadeStore, Layer, _layer_id
+from core.tenancy.cascade import CascadeStore, Layer
 from core.tenancy.directory import doc_to
 from core.tenancy.models import Account, Solution
 
@@ -37,12 +37,12 @@ def _version_id(account_id: str, version: int) -> str:
 
 
 class WhiteLabelStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, cascade: CascadeStore) -> None:
         self.db = database
         self.pages = database["landing_pages"]
         self.versions = database["landing_page_versions"]
         self.domains = database["custom_domains"]
-        self.cascade = CascadeStore(database)
+        self.cascade = cascade
 
     async def create_indexes(self) -> None:
         await self.versions.create_index([("account_id", ASCENDING), ("version", DESCENDING)])
@@ -87,12 +87,7 @@ class WhiteLabelStore:
 
     async def replace_account_branding(self, account_id: str, values: Mapping[str, Any]) -> None:
         """PUT semantics: the account's layer becomes exactly ``values``."""
-        await self.cascade.collection.update_one(
-            {"_id": _layer_id("account", account_id, NAMESPACE)},
-            {"$set": {"level": "account", "target_id": account_id, "namespace": NAMESPACE,
-                      "values": dict(values)}},
-            upsert=True,
-        )
+        await self.cascade.write("account", account_id, NAMESPACE, values, replace=True)
 
     # -- landing pages ---------------------------------------------------------
 

@@ -64,3 +64,39 @@ async def test_cascade_rejects_unknown_keys_and_bad_values(client: Any, personas
     unknown = await client.get(f"/api/v1/accounts/{acc}/settings/nosuch",
                                headers=admin.headers())
     assert unknown.status_code == 404
+
+
+async def test_cached_layers_see_own_writes_at_once_and_other_instances_within_ttl(
+    synergyhub_services: Any,
+) -> None:
+    """The app's cascade store caches layers; writes through it evict, others age out."""
+    import asyncio
+    import uuid
+
+    from core.tenancy.cascade import CascadeStore
+
+    db = synergyhub_services.db
+    solution, account = f"sol-{uuid.uuid4().hex[:8]}", f"acc-{uuid.uuid4().hex[:8]}"
+    targets = {"solution": solution, "account": account}
+    this_instance = CascadeStore(db, cache_seconds=0.5)
+    other_instance = CascadeStore(db)
+
+    assert await this_instance.layers("v2v", targets) == []  # "nothing stored" is cached too
+    await this_instance.write("account", account, "v2v", {"voice": "verse"})
+    layers = await this_instance.layers("v2v", targets)
+    assert [(layer.level, dict(layer.values)) for layer in layers] == [
+        ("account", {"voice": "verse"})]
+
+    await other_instance.write("solution", solution, "v2v", {"model": "m2"}, ["model"])
+    stale = await this_instance.layers("v2v", targets)
+    assert [layer.level for layer in stale] == ["account"]  # served from the cache
+    await asyncio.sleep(0.6)
+    fresh = await this_instance.layers("v2v", targets)
+    assert [(layer.level, dict(layer.values), layer.locks) for layer in fresh] == [
+        ("solution", {"model": "m2"}, frozenset({"model"})),
+        ("account", {"voice": "verse"}, frozenset()),
+    ]
+
+    await this_instance.write("account", account, "v2v", {"language": "fr"}, replace=True)
+    replaced = await this_instance.layers("v2v", {"account": account})
+    assert [dict(layer.values) for layer in replaced] == [{"language": "fr"}]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.kernel.cache import TTLCache
 from core.whitelabel.branding import BrandingSettings, resolve_appearance
-from core.whitelabel.cache import RenderedPage, TTLCache
+from core.whitelabel.cache import RenderedPage
 from core.whitelabel.domains import DictResolver, normalize_domain, normalize_host
 from core.whitelabel.themes import load_theme_packs
 
@@ -76,7 +77,7 @@ def test_ttl_cache_expires() -> None:
     cache.put("a", 1)
     assert cache.get("a") == 1
     now[0] = 1.5
-    from core.whitelabel.cache import MISSING
+    from core.kernel.cache import MISSING
     assert cache.get("a") is MISSING
 
 
