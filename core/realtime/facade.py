@@ -8,7 +8,10 @@ clients of every process.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from typing import Any, Literal, Protocol
 
 from pydantic_core import to_jsonable_python
 
@@ -20,6 +23,10 @@ from core.realtime.models import (
     namespace_for,
     user_room,
 )
+
+log = logging.getLogger("synergyhub.realtime")
+
+RoomKind = Literal["account", "group", "user"]
 
 
 class _Emitter(Protocol):
@@ -49,6 +56,19 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
+def _room(kind: RoomKind, target: str) -> str:
+    """The kernel's name for a room, from a checked id."""
+    if kind == "user":
+        if not isinstance(target, str) or not 0 < len(target) <= 128:
+            raise ValueError("not a valid user id")
+        return user_room(target)
+    if kind == "account":
+        return account_room(_check_id(target, "account"))
+    if kind == "group":
+        return group_room(_check_id(target, "group"))
+    raise ValueError(f"unknown room kind {kind!r}")
+
+
 class Realtime:
     """Emit to kernel-named rooms of a plugin namespace (``"notes"`` or ``"/notes"``)."""
 
@@ -59,19 +79,53 @@ class Realtime:
         self, namespace: str, account_id: str, event: str, data: Any = None
     ) -> None:
         """Every connection of ``namespace`` that joined the account's room."""
-        await self._emit(namespace, account_room(_check_id(account_id, "account")), event, data)
+        await self._emit(namespace, _room("account", account_id), event, data)
 
     async def emit_to_group(
         self, namespace: str, group_id: str, event: str, data: Any = None
     ) -> None:
         """Every connection of ``namespace`` that joined the group's room."""
-        await self._emit(namespace, group_room(_check_id(group_id, "group")), event, data)
+        await self._emit(namespace, _room("group", group_id), event, data)
 
     async def emit_to_user(self, namespace: str, uid: str, event: str, data: Any = None) -> None:
         """Every connection of ``namespace`` where the user joined their own room."""
-        if not isinstance(uid, str) or not 0 < len(uid) <= 128:
-            raise ValueError("not a valid user id")
-        await self._emit(namespace, user_room(uid), event, data)
+        await self._emit(namespace, _room("user", uid), event, data)
+
+    async def relay(
+        self, namespace: str, room: tuple[RoomKind, str], event: str,
+        chunks: AsyncIterable[str], *, key: Mapping[str, Any] | None = None,
+        flush_chars: int = 200, flush_seconds: float = 0.05,
+    ) -> AsyncIterator[str]:
+        """Forward a text stream (``ai.stream_chat``) to a kernel room while the caller reads it.
+
+        Yields every chunk unchanged, so the caller still holds the whole text;
+        the room gets coalesced events ``{**key, "seq": n, "text": part}``
+        (at most one per ``flush_chars`` characters or ``flush_seconds``, the
+        rest when the stream ends) whose parts joined in ``seq`` order are the
+        text. A failed emit is logged and the stream goes on: a browser that
+        went away must not fail the work whose result is being stored.
+        """
+        name = _room(*room)
+        _check_event(event)
+        fields = dict(key or {})
+        seq, buffer, last = 0, "", time.monotonic()
+
+        async def flush() -> None:
+            nonlocal seq, buffer, last
+            try:
+                await self._emit(namespace, name, event, {**fields, "seq": seq, "text": buffer})
+            except Exception:
+                log.warning("stream event not delivered", exc_info=True,
+                            extra={"namespace": namespace, "event": event})
+            seq, buffer, last = seq + 1, "", time.monotonic()
+
+        async for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= flush_chars or time.monotonic() - last >= flush_seconds:
+                await flush()
+            yield chunk
+        if buffer:
+            await flush()
 
     async def _emit_to_sid(self, namespace: str, sid: str, event: str, data: Any = None) -> None:
         """One connection (the kernel's ``ctx.reply``): a sid is a room of one."""

@@ -52,9 +52,6 @@ NAMESPACE: Final = "studio"
 MAX_TEST_CASES: Final = 50
 SUITE_CONCURRENCY: Final = 4
 MAX_STORED_OUTPUT: Final = 200_000
-# Stream deltas are coalesced: at most one event per this many seconds or characters.
-FLUSH_SECONDS: Final = 0.05
-FLUSH_CHARS: Final = 200
 # A version older than this is not a concurrent writer's any more.
 SETTLED: Final = timedelta(seconds=10)
 
@@ -495,17 +492,12 @@ class StudioService:
         try:
             async with await gateway.stream_chat(messages=rendered.messages(),
                                                  **self._call_options(version)) as stream:
-                buffer, seq, last = "", 0, time.monotonic()
-                async for delta in stream:
+                realtime = self.services.realtime
+                deltas = stream if realtime is None else realtime.relay(
+                    NAMESPACE, ("user", self.ctx.principal.uid), "run.delta", stream,
+                    key={"run_id": run.id})
+                async for delta in deltas:
                     parts.append(delta)
-                    buffer += delta
-                    if len(buffer) >= FLUSH_CHARS or time.monotonic() - last >= FLUSH_SECONDS:
-                        await self._emit("run.delta", {"run_id": run.id, "seq": seq,
-                                                       "text": buffer})
-                        buffer, seq, last = "", seq + 1, time.monotonic()
-                if buffer:
-                    await self._emit("run.delta", {"run_id": run.id, "seq": seq,
-                                                   "text": buffer})
                 result = stream.result
         except asyncio.CancelledError:
             # The caller went away: the gateway closed the stream and metered it.
