@@ -47,9 +47,8 @@ DEFAULT_CHAT_MODEL: Final = "gpt-4.1-mini"
 _MAX_BACKOFF_SECONDS: Final = 8.0
 
 UNAVAILABLE_MESSAGE: Final = (
-    "No AI provider is configured. Set OPENAI_API_KEY (and optionally OPENAI_BASE_URL, "
-    "OPENAI_MODEL) for the platform, or the Solution's ai settings "
-    "(ai.api_key, ai.base_url, ai.default_model)."
+    "No AI provider is configured: set OPENAI_API_KEY (and optionally OPENAI_BASE_URL, "
+    "OPENAI_MODEL), or pass config= to the call."
 )
 
 
@@ -344,14 +343,22 @@ class AIGateway:
         self._owns_clients = clients is None
         self.clients = clients or OpenAIClientPool()
 
+    #: What AIUnavailable says when no provider is configured (names what to set).
+    unavailable_message: str = UNAVAILABLE_MESSAGE
+
     # -- plumbing -----------------------------------------------------------
 
     def resolve_config(self, config: AIProviderConfig | None) -> AIProviderConfig:
         """The call's provider, or :class:`AIUnavailable` naming the settings to set."""
         resolved = config or self.default_config
         if resolved is None:
-            raise AIUnavailable(UNAVAILABLE_MESSAGE)
+            raise AIUnavailable(self.unavailable_message)
         return resolved
+
+    async def config_for(self, account_id: str | None) -> AIProviderConfig | None:
+        """The provider a call without ``config`` uses; subclasses pick one per account."""
+        _ = account_id
+        return self.default_config
 
     def _client(self, config: AIProviderConfig) -> openai.AsyncOpenAI:
         return self.clients.get(
@@ -413,7 +420,7 @@ class AIGateway:
         Raises AIUnavailable, AIUpstreamError (after ``max_retries`` retries or
         the deadline), ValueError for malformed ``messages``.
         """
-        cfg = self.resolve_config(config)
+        cfg = self.resolve_config(config or await self.config_for(account_id))
         params = self._check_messages(messages)
         record = self._recorder(meter, account_id)
         client = self._client(cfg)
@@ -468,7 +475,7 @@ class AIGateway:
         learns about 401/429/5xx while it can still answer with an error
         instead of a half-sent event stream.
         """
-        cfg = self.resolve_config(config)
+        cfg = self.resolve_config(config or await self.config_for(account_id))
         params = self._check_messages(messages)
         record = self._recorder(meter, account_id)
         client = self._client(cfg)

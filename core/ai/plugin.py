@@ -17,7 +17,7 @@ route (503 when no provider is configured, 502 when the provider fails).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -26,7 +26,7 @@ from quart import Blueprint, Response
 from quart_schema import validate_request
 
 from core.ai.errors import AIOutputError, AIUnavailable, AIUpstreamError
-from core.ai.gateway import AIGateway, AIProviderConfig, ChatResult, ChatStream
+from core.ai.gateway import AIGateway, AIProviderConfig
 from core.ai.meter import MongoUsageMeter
 from core.ai.tokens import (
     HeyGenLegacyProvider,
@@ -102,18 +102,14 @@ class SolutionAIGateway(AIGateway):
     the platform provider, and its usage is metered to that account.
     """
 
+    unavailable_message = UNAVAILABLE
+
     def __init__(self, *, default_config: AIProviderConfig | None, meter: UsageMeter,
                  overrides: SolutionNamespace[AISettings], directory: Any) -> None:
         super().__init__(default_config=default_config, meter=meter)
         self.meter = meter
         self.overrides = overrides
         self.directory = directory
-
-    def resolve_config(self, config: AIProviderConfig | None) -> AIProviderConfig:
-        resolved = config or self.default_config
-        if resolved is None:
-            raise AIUnavailable(UNAVAILABLE)
-        return resolved
 
     async def config_for(self, account_id: str | None) -> AIProviderConfig | None:
         """The provider for an account: its Solution's overrides on the platform's."""
@@ -130,28 +126,6 @@ class SolutionAIGateway(AIGateway):
             return base
         return AIProviderConfig.model_validate(
             {**base.model_dump(), "api_key": base.api_key, **changes})
-
-    async def chat(self, *, messages: Sequence[Mapping[str, Any]],
-                   config: AIProviderConfig | None = None, model: str | None = None,
-                   temperature: float | None = None,
-                   response_format: Mapping[str, Any] | None = None,
-                   max_tokens: int | None = None, meter: UsageMeter | None = None,
-                   account_id: str | None = None) -> ChatResult:
-        return await super().chat(
-            messages=messages, config=config or await self.config_for(account_id), model=model,
-            temperature=temperature, response_format=response_format, max_tokens=max_tokens,
-            meter=meter, account_id=account_id)
-
-    async def stream_chat(self, *, messages: Sequence[Mapping[str, Any]],
-                          config: AIProviderConfig | None = None, model: str | None = None,
-                          temperature: float | None = None,
-                          response_format: Mapping[str, Any] | None = None,
-                          max_tokens: int | None = None, meter: UsageMeter | None = None,
-                          account_id: str | None = None) -> ChatStream:
-        return await super().stream_chat(
-            messages=messages, config=config or await self.config_for(account_id), model=model,
-            temperature=temperature, response_format=response_format, max_tokens=max_tokens,
-            meter=meter, account_id=account_id)
 
 
 # -- HTTP: problem+json for AI errors, Solution overrides, usage ------------------------
@@ -196,21 +170,11 @@ def _gateway() -> SolutionAIGateway:
     return gateway
 
 
-async def _admin_solution(solution_id: str, *, write: bool) -> tuple[Principal, str]:
-    principal = await context.authenticate()
-    solution = await tenancy_service.visible_solution(context.services().db, principal,
-                                                      solution_id)
-    if write:
-        tenancy_service.require_solution_admin(principal, solution.id)
-    elif not (principal.is_superadmin or principal.is_solution_admin(solution.id)):
-        raise Forbidden("This needs SOLUTION_ADMIN of this Solution.")
-    return principal, solution.id
-
-
 @blueprint.get("/solutions/<solution_id>/ai/settings")
 async def get_ai_settings(solution_id: str) -> dict[str, Any]:
     """The Solution's AI overrides with provenance (the key is never shown)."""
-    _, sid = await _admin_solution(solution_id, write=False)
+    _, solution = await context.enter_solution_admin(solution_id, write=False)
+    sid = solution.id
     gateway = _gateway()
     return {"namespace": NAMESPACE, "values": await gateway.overrides.resolved(sid),
             "platform": {"configured": gateway.default_config is not None,
@@ -222,7 +186,8 @@ async def get_ai_settings(solution_id: str) -> dict[str, Any]:
 @validate_request(AISettingsIn)
 async def put_ai_settings(solution_id: str, data: AISettingsIn) -> dict[str, Any]:
     """SOLUTION_ADMIN sets default_model; base_url needs SUPERADMIN."""
-    principal, sid = await _admin_solution(solution_id, write=True)
+    principal, solution = await context.enter_solution_admin(solution_id, write=True)
+    sid = solution.id
     gateway = _gateway()
     clean = await gateway.overrides.write(principal, sid, data.values, check_ai_write)
     await context.services().tenancy.audit.record(

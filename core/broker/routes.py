@@ -12,8 +12,7 @@ from quart_schema import document_request, document_response, validate_request
 from core.broker.service import TokenBroker
 from core.broker.settings import check_broker_write
 from core.kernel import context
-from core.kernel.errors import Forbidden, ServiceUnavailable, Unprocessable, validation_error_list
-from core.tenancy import service as tenancy_service
+from core.kernel.errors import ServiceUnavailable, Unprocessable, validation_error_list
 
 blueprint = Blueprint("broker", __name__, url_prefix="/api/v1")
 
@@ -99,21 +98,10 @@ async def mint_token(account_id: str) -> tuple[dict[str, Any], int, dict[str, st
     return body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-async def _solution_for_admin(solution_id: str, *, write: bool) -> tuple[Any, Any]:
-    principal = await context.authenticate()
-    solution = await tenancy_service.visible_solution(context.services().db, principal,
-                                                      solution_id)
-    if write:
-        tenancy_service.require_solution_admin(principal, solution.id)
-    elif not (principal.is_superadmin or principal.is_solution_admin(solution.id)):
-        raise Forbidden("This needs SOLUTION_ADMIN of this Solution.")
-    return principal, solution
-
-
 @blueprint.get("/solutions/<solution_id>/broker/settings")
 async def get_broker_settings(solution_id: str) -> dict[str, Any]:
     """The Solution's token TTL ceiling and mint limits, with provenance."""
-    _, solution = await _solution_for_admin(solution_id, write=False)
+    _, solution = await context.enter_solution_admin(solution_id, write=False)
     return {"namespace": "broker", "values": await _broker().policy.resolved(solution.id)}
 
 
@@ -121,7 +109,7 @@ async def get_broker_settings(solution_id: str) -> dict[str, Any]:
 @validate_request(PolicyIn)
 async def put_broker_settings(solution_id: str, data: PolicyIn) -> dict[str, Any]:
     """SOLUTION_ADMIN may lower the platform defaults; raising them needs SUPERADMIN."""
-    principal, solution = await _solution_for_admin(solution_id, write=True)
+    principal, solution = await context.enter_solution_admin(solution_id, write=True)
     broker = _broker()
     clean = await broker.policy.write(principal, solution.id, data.values, check_broker_write)
     await context.services().tenancy.audit.record(

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from quart import Quart, current_app, g, request
 
-from core.kernel.errors import NotFound, Unauthenticated
-from core.tenancy.models import AccountContext, Principal, ScopedResource, Status
+from core.kernel.errors import Forbidden, NotFound, Unauthenticated
+from core.tenancy.models import AccountContext, Principal, ScopedResource, Solution, Status
 
 if TYPE_CHECKING:
     from core.kernel.services import Services
@@ -100,6 +100,22 @@ async def enter_account(account_id: str) -> AccountContext:
     ctx = AccountContext(principal=principal, solution=solution, account=account)
     g.account_context = ctx
     return ctx
+
+
+async def enter_solution_admin(solution_id: str, *, write: bool) -> tuple[Principal, Solution]:
+    """The caller and a Solution they administer: 404 when they cannot see it, else 403.
+
+    ``write`` also refuses read-only (impersonation) sessions.
+    """
+    from core.tenancy import service as tenancy_service
+
+    principal = await authenticate()
+    solution = await tenancy_service.visible_solution(services().db, principal, solution_id)
+    if write:
+        tenancy_service.require_solution_admin(principal, solution.id)
+    elif not (principal.is_superadmin or principal.is_solution_admin(solution.id)):
+        raise Forbidden("This needs SOLUTION_ADMIN of this Solution.")
+    return principal, solution
 
 
 async def plugin_settings(
