@@ -110,6 +110,19 @@ def _seed(settings: Settings) -> None:
         _with_db(settings, work)
     finally:
         firebase_admin.delete_app(app)
+    _seed_landing_page(settings)
+
+
+def _seed_landing_page(settings: Settings) -> None:
+    """Publish the demo page; a failure is reported and the platform starts anyway."""
+    from core.tenancy.seed import ACCOUNT_ADMIN_EMAIL, emulator_id_token
+    from core.whitelabel.demo import publish_demo_page
+
+    try:
+        token = emulator_id_token(str(settings.firebase_auth_emulator_host), ACCOUNT_ADMIN_EMAIL)
+        click.echo(asyncio.run(publish_demo_page(settings, token)))
+    except Exception as exc:  # the demo page is a convenience, never a reason not to start
+        click.echo(f"demo landing page not published ({type(exc).__name__}: {exc})", err=True)
 
 
 @main.command("seed-demo")
@@ -131,15 +144,14 @@ def dev_token(email: str, password: str) -> None:
     """Print an ID token from the Auth emulator for curl."""
     import httpx
 
+    from core.tenancy.seed import emulator_id_token
+
     host = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST", f"127.0.0.1:{DEV_PORTS['auth']}")
-    url = (f"http://{host}/identitytoolkit.googleapis.com/v1/"
-           "accounts:signInWithPassword?key=emulator")
-    response = httpx.post(url, json={"email": email, "password": password,
-                                     "returnSecureToken": True}, timeout=10)
-    if response.status_code != 200:
-        click.echo(f"Sign-in failed ({response.status_code}); is `make run` running?", err=True)
+    try:
+        click.echo(emulator_id_token(host, email, password))
+    except httpx.HTTPError as exc:
+        click.echo(f"Sign-in failed ({exc}); is `make run` running?", err=True)
         sys.exit(1)
-    click.echo(response.json()["idToken"])
 
 
 @main.group()

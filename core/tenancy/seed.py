@@ -16,6 +16,7 @@ from core.tenancy.models import Membership, MembershipKind, Role, utcnow
 
 DEMO_PASSWORD = "synergyhub-demo"
 DEMO_DOMAIN = "demo.synergyhub.dev"
+ACCOUNT_ADMIN_EMAIL = f"account-admin@{DEMO_DOMAIN}"
 
 # Fixed ids keep the demo stable across runs and in the README.
 MEDICAL = "6500000000000000000000a1"
@@ -49,7 +50,7 @@ DEMO_USERS = (
     DemoUser(f"solution-admin@{DEMO_DOMAIN}", "SOLUTION_ADMIN of SynergyHub Medical",
              memberships=(Membership(kind=MembershipKind.SOLUTION, role=Role.SOLUTION_ADMIN,
                                      solution_id=MEDICAL),)),
-    DemoUser(f"account-admin@{DEMO_DOMAIN}", "ACCOUNT_ADMIN of Northside Hospital",
+    DemoUser(ACCOUNT_ADMIN_EMAIL, "ACCOUNT_ADMIN of Northside Hospital",
              memberships=(_account(Role.ACCOUNT_ADMIN, NORTHSIDE),)),
     DemoUser(f"member@{DEMO_DOMAIN}", "MEMBER of Northside Hospital",
              memberships=(_account(Role.MEMBER, NORTHSIDE),)),
@@ -124,3 +125,15 @@ async def seed_users(db: AsyncDatabase[dict[str, Any]], app: firebase_admin.App)
         for membership in user.memberships:
             await set_membership(db, uid, membership)
     return uids
+
+
+def emulator_id_token(auth_host: str, email: str, password: str = DEMO_PASSWORD) -> str:
+    """Sign a demo user in at the Firebase Auth emulator and return their ID token."""
+    import httpx
+
+    response = httpx.post(
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/"
+        "accounts:signInWithPassword?key=emulator",
+        json={"email": email, "password": password, "returnSecureToken": True}, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["idToken"])
