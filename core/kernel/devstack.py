@@ -188,6 +188,19 @@ def _auth_ready_body(body: bytes) -> bool:
         return False
 
 
+#: What firebase-tools prints once every emulator started *and imported its data*.
+#: The Auth emulator answers "ready" over HTTP before ``--import`` has loaded the
+#: saved users, so a client that signs in at once can be told they do not exist.
+_AUTH_STARTED_MARKER = b"All emulators ready"
+
+
+def _log_says(log_path: Path, marker: bytes) -> bool:
+    try:
+        return marker in log_path.read_bytes()
+    except OSError:
+        return False
+
+
 def _secantus_argv() -> list[str]:
     """The ``secantusd-py`` script of the venv we run in (next to sys.executable)."""
     script = Path(sys.executable).parent / "secantusd-py"
@@ -339,7 +352,8 @@ def _auth_spec(data_dir: Path, port: int, project_id: str) -> _Spec:
         cwd=root,
         env=env,
         port=port,
-        ready=lambda: _http_ok(port, "/", _auth_ready_body),
+        ready=lambda: (_http_ok(port, "/", _auth_ready_body)
+                       and _log_says(data_dir / "logs" / "auth.log", _AUTH_STARTED_MARKER)),
         token=str(config_path),
         ports=(hub_port, logging_port),
     )
