@@ -65,7 +65,14 @@ class RealtimeProbePlugin:
 
     @hookimpl
     def plugin_manifest(self) -> PluginManifest:
-        return PluginManifest(name="rtprobe", version="1.0", title="Realtime probe")
+        from pydantic import BaseModel, ConfigDict
+
+        class ProbeSettings(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            greeting: str = "hello"
+
+        return PluginManifest(name="rtprobe", version="1.0", title="Realtime probe",
+                              solution_settings=ProbeSettings)
 
     @hookimpl
     def register_socket_handlers(self) -> dict[str, Any]:
@@ -122,5 +129,8 @@ class RealtimeProbePlugin:
                 await ctx.reply("chunk", {"i": i})
             return {"chunks": 3}
 
+        async def settings(ctx: SocketContext, payload: dict[str, Any]) -> dict[str, Any]:
+            return await ctx.plugin_settings()
+
         return {"echo": echo, "touch": touch, "count": count, "broadcast": broadcast,
-                "fail": fail, "forbid": forbid, "chunks": chunks}
+                "fail": fail, "forbid": forbid, "chunks": chunks, "settings": settings}

@@ -239,10 +239,7 @@ class TokenBroker:
         the Account layer apply on top.
         """
         info = self.registry.infos[plugin]
-        resolved = await self.store.resolve_for(
-            plugin, info.manifest.solution_settings, solution_id=ctx.solution.id,
-            enabled_with=ctx.solution.plugin_settings.get(plugin), account_id=ctx.account.id)
-        return {key: item.value for key, item in resolved.items()}
+        return await self.store.plugin_values(plugin, info.manifest.solution_settings, ctx)
 
     # -- minting --------------------------------------------------------------------
 

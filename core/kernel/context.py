@@ -126,12 +126,8 @@ async def plugin_settings(
     info = svc.plugins.infos.get(plugin)
     if info is None:
         raise NotFound(f"No installed plugin is named {plugin!r}.")
-    resolved = await svc.tenancy.cascade.resolve_for(
-        plugin, info.manifest.solution_settings, solution_id=ctx.solution.id,
-        enabled_with=ctx.solution.plugin_settings.get(plugin),
-        account_id=ctx.account.id, group_id=group_id,
-    )
-    return {key: item.value for key, item in resolved.items()}
+    return await svc.tenancy.cascade.plugin_values(
+        plugin, info.manifest.solution_settings, ctx, group_id=group_id)
 
 
 def repository(model: type[T], ctx: AccountContext) -> ScopedRepository[T]:

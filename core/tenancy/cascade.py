@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from core.kernel.cache import MISSING, TTLCache
 from core.kernel.errors import Forbidden, Unprocessable, validation_error_list
+from core.tenancy.models import AccountContext
 
 Level = Literal["platform", "solution", "account", "group"]
 LEVELS: tuple[Level, ...] = ("platform", "solution", "account", "group")
@@ -158,6 +159,16 @@ class CascadeStore:
             layers.append(Layer("solution", solution_id, dict(enabled_with)))
         layers.extend(await self.layers(namespace, targets))
         return resolve(layers)  # stable sort: the stored Solution layer wins
+
+    async def plugin_values(self, plugin: str, schema: type[BaseModel] | None,
+                            ctx: AccountContext, *, group_id: str | None = None
+                            ) -> dict[str, Any]:
+        """A plugin's settings where ``ctx`` acts: the cascade's values, no provenance."""
+        resolved = await self.resolve_for(
+            plugin, schema, solution_id=ctx.solution.id,
+            enabled_with=ctx.solution.plugin_settings.get(plugin),
+            account_id=ctx.account.id, group_id=group_id)
+        return {key: item.value for key, item in resolved.items()}
 
     async def write(self, level: Level, target_id: str, namespace: str,
                     values: Mapping[str, Any], locks: list[str] | None = None, *,

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import firebase_admin
+import httpx
 import pytest
 import pytest_asyncio
 import socketio
@@ -215,6 +216,21 @@ async def test_authenticated_event_runs_with_principal_and_account(
     ack = await probe.call("chunks", {"account_id": rt.home_account})
     assert data_of(ack) == {"chunks": 3}
     assert [await probe.next("chunk") for _ in range(3)] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+async def test_handlers_read_the_plugin_settings_through_the_cascade(
+    clients: Clients, rt: Personas, live_server: str
+) -> None:
+    probe = await clients.connect(rt["MEMBER"].token)
+    ack = await probe.call("settings", {"account_id": rt.home_account})
+    assert data_of(ack) == {"greeting": "hello"}  # the schema's default
+    async with httpx.AsyncClient(base_url=live_server) as http:  # the same instance evicts
+        response = await http.put(f"/api/v1/accounts/{rt.home_account}/settings/rtprobe",
+                                  json={"values": {"greeting": "bonjour"}},
+                                  headers=rt["ACCOUNT_ADMIN"].headers())
+        assert response.status_code == 200, response.text
+    ack = await probe.call("settings", {"account_id": rt.home_account})
+    assert data_of(ack) == {"greeting": "bonjour"}
 
 
 # --------------------------------------------------------------------------- gate
