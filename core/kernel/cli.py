@@ -273,13 +273,31 @@ def purge_account(account_id: str, yes: bool) -> None:
         for model in models
     }
 
+    from core.storage.gcs import GCSStorage
+    from core.storage.port import StorageUnavailable
+
+    storage = GCSStorage.from_settings(settings)
+    if storage is None:
+        click.echo("File storage is not configured: stored files are not deleted.", err=True)
+
     async def work(db: Any) -> Any:
-        return await purge(db, account_id, scoped_collections=collections, actor="cli")
+        try:
+            if storage is not None:
+                await storage.ensure_bucket()  # the emulator's, when a fresh one runs
+            return await purge(db, account_id, scoped_collections=collections, actor="cli",
+                               storage=storage)
+        finally:
+            if storage is not None:
+                await storage.close()
 
     try:
         report = _with_db(settings, work)
     except PurgeRefused as exc:
         click.echo(str(exc), err=True)
+        sys.exit(1)
+    except StorageUnavailable as exc:
+        click.echo(f"Nothing was purged: the account's stored files could not be deleted "
+                   f"({exc.detail}). Try again when storage answers.", err=True)
         sys.exit(1)
     click.echo(json.dumps(report.as_dict()))
 

@@ -13,11 +13,17 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from core.storage.port import StorageService
 from core.tenancy.audit import AuditLog
 from core.tenancy.models import Status
 
-# Kernel collections keyed by account_id besides the scoped models.
-ACCOUNT_COLLECTIONS = ("groups", "invitations")
+# Kernel collections keyed by account_id besides the scoped models: tenancy,
+# white-label (page versions, domains, uploaded branding images), AI usage and
+# token quota counters.
+ACCOUNT_COLLECTIONS = ("groups", "invitations", "landing_page_versions", "custom_domains",
+                       "branding_assets", "ai_usage", "broker_counters")
+# Kernel collections whose document id is the account id.
+ACCOUNT_ID_COLLECTIONS = ("landing_pages",)
 
 
 class PurgeRefused(RuntimeError):
@@ -37,14 +43,23 @@ class PurgeReport:
 
 async def purge_account(
     db: AsyncDatabase[dict[str, Any]], account_id: str, *, scoped_collections: Iterable[str],
-    actor: str,
+    actor: str, storage: StorageService | None = None,
 ) -> PurgeReport:
+    """Delete everything of an archived account: records, settings, memberships and,
+    with ``storage``, its stored files (first, so a storage failure leaves the
+    account in place to purge again)."""
     account = await db["accounts"].find_one({"_id": account_id})
     if account is None:
         raise PurgeRefused(f"No account {account_id!r}.")
     if account.get("status") != Status.ARCHIVED.value:
         raise PurgeRefused("Archive the account first (DELETE /api/v1/accounts/{id}).")
     report = PurgeReport(account_id)
+    if storage is not None:
+        report.deleted["stored_objects"] = await storage.delete_prefix(
+            f"{account['solution_id']}/{account_id}/")
+    for name in ACCOUNT_ID_COLLECTIONS:
+        result = await db[name].delete_many({"_id": account_id})
+        report.deleted[name] = result.deleted_count
     for name in sorted({*scoped_collections, *ACCOUNT_COLLECTIONS}):
         result = await db[name].delete_many({"account_id": account_id})
         report.deleted[name] = result.deleted_count

@@ -53,3 +53,43 @@ async def test_purge_only_archived_and_only_that_account(
     assert await db["documents"].find_one({"_id": keep_id}) is not None
     # The audit chain of the purged account is kept.
     assert await db["audit_events"].count_documents({"chain": account}) >= 1
+
+
+async def test_purge_removes_white_label_data_usage_and_stored_files(
+    client: Any, personas: Any, synergyhub_settings: Any, synergyhub_services: Any
+) -> None:
+    import httpx
+
+    from tests.integration.test_storage import uploaded
+    from tests.integration.whitelabel.support import HERO, new_account, publish_page
+
+    account, _, _ = await new_account(client, personas)
+    admin = personas["SUPERADMIN"]
+    await publish_page(client, account, admin.headers(), [HERO])
+    domain = await client.post(f"/api/v1/accounts/{account}/domains",
+                               json={"domain": f"{account}.purge.example"},
+                               headers=admin.headers())
+    assert domain.status_code == 201, await domain.get_data(as_text=True)
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        document = await uploaded(client, http, admin, account, content_type="text/plain",
+                                  data=b"to be purged\n", scope="account")
+    db = synergyhub_services.db
+    await db["ai_usage"].insert_one({"_id": f"{account}:2026-12-04", "account_id": account,
+                                     "day": "2026-12-04", "requests": 1})
+    stored = await db["documents"].find_one({"_id": document["id"]})
+    storage = synergyhub_services.storage
+    assert await storage.stat(stored["object_name"]) is not None
+    other_page = await db["landing_pages"].count_documents({})
+
+    response = await client.delete(f"/api/v1/accounts/{account}", headers=admin.headers())
+    assert response.status_code == 204
+    done = _purge(synergyhub_settings, account, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert '"stored_objects": 1' in done.stdout
+
+    assert await storage.stat(stored["object_name"]) is None
+    for name in ("landing_page_versions", "custom_domains", "ai_usage", "documents"):
+        assert await db[name].count_documents({"account_id": account}) == 0, name
+    assert await db["landing_pages"].find_one({"_id": account}) is None
+    assert await db["landing_pages"].count_documents({}) == other_page - 1  # only this one
+    assert await db["settings_layers"].count_documents({"target_id": account}) == 0
