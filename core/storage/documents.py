@@ -20,7 +20,7 @@ from core.kernel.errors import Conflict, NotFound, Unprocessable
 from core.storage import policy as policies
 from core.storage.policy import DOCUMENTS, UploadPolicy
 from core.storage.port import SignedUrl, StorageService, StorageUnavailable
-from core.storage.sniff import HEAD_BYTES, ZIP_TAIL_BYTES
+from core.storage.uploads import UploadRefused, confirm_upload
 from core.tenancy.audit import AuditLog
 from core.tenancy.models import AccountContext
 from core.tenancy.repository import ScopedRepository
@@ -82,40 +82,21 @@ class DocumentFiles:
         if not name:
             raise Conflict("No upload was started for this document: ask for an upload URL "
                            "first.", type_slug="upload-not-started")
-        stored = await self.storage.stat(name)
-        if stored is None:
-            raise Conflict("The file has not arrived: PUT it to the upload URL, then complete.",
-                           type_slug="upload-missing")
         declared = document.content_type
-        if stored.size != document.size:
-            await self._refuse(document, "size-mismatch",
-                               f"The stored file has {stored.size} bytes, "
-                               f"but {document.size} were declared.")
-        if stored.content_type != declared:
-            await self._refuse(document, "content-type-mismatch",
-                               f"The file was uploaded as {str(stored.content_type)[:100]!r}, "
-                               f"but {declared} was declared.")
-        head = await self.storage.read(name, start=0, length=min(HEAD_BYTES, stored.size),
-                                       generation=stored.generation)
-        tail = None
-        if self.policy.needs_tail(declared):
-            length = min(ZIP_TAIL_BYTES, stored.size)
-            tail = await self.storage.read(name, start=stored.size - length, length=length,
-                                           generation=stored.generation)
-        verdict = self.policy.verify(declared, head, size=stored.size, tail=tail)
-        if verdict.problem is not None:
-            await self._refuse(document, "content-mismatch", verdict.problem,
-                               sniffed=verdict.sniffed)
+        try:
+            stored, sniffed = await confirm_upload(self.storage, self.policy, name,
+                                                   content_type=declared, size=document.size)
+        except UploadRefused as refused:
+            await self._refuse(document, refused.slug, refused.detail, sniffed=refused.sniffed)
         ready = await self.repo.update(document_id, {
-            "status": "ready", "sniffed_type": verdict.sniffed,
-            "object_generation": stored.generation,
+            "status": "ready", "sniffed_type": sniffed, "object_generation": stored.generation,
         })
         await self.audit.record(
             "document.file_uploaded", actor=self.ctx.principal,
             account_id=self.ctx.account.id, solution_id=self.ctx.solution.id,
             target=f"documents:{document.id}",
             details={"content_type": declared, "size": stored.size,
-                     "sniffed_type": verdict.sniffed},
+                     "sniffed_type": sniffed},
         )
         return ready
 

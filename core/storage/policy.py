@@ -94,6 +94,15 @@ DOCUMENTS = UploadPolicy(
     max_bytes=25 * MiB,
 )
 
+#: Logos and favicons: raster images only. SVG is refused: it can carry script,
+#: and these files are served from the platform's own origin.
+BRANDING_IMAGES = UploadPolicy(
+    use="branding images",
+    content_types={sniff.PNG: sniff.PNG, sniff.JPEG: sniff.JPEG, sniff.WEBP: sniff.WEBP,
+                   sniff.ICO: sniff.ICO},
+    max_bytes=1 * MiB,
+)
+
 EXTENSIONS: dict[str, str] = {
     sniff.PDF: ".pdf",
     sniff.TEXT: ".txt",

@@ -43,7 +43,8 @@ class DownloadUrlOut(BaseModel):
     filename: str = Field(description="The sanitized download name")
 
 
-def _storage() -> StorageService:
+def require_storage() -> StorageService:
+    """The storage port, or 503 saying what to configure."""
     storage: StorageService | None = context.services().storage
     if storage is None:
         raise StorageUnavailable(
@@ -56,7 +57,7 @@ def _storage() -> StorageService:
 
 async def _files(account_id: str) -> DocumentFiles:
     ctx = await context.enter_account(account_id)
-    storage = _storage()
+    storage = require_storage()
     return DocumentFiles(storage=storage, repo=context.repository(Document, ctx), ctx=ctx,
                          audit=context.services().tenancy.audit, policy=DOCUMENTS)
 

@@ -14,6 +14,8 @@ import zipfile
 PDF = "application/pdf"
 PNG = "image/png"
 JPEG = "image/jpeg"
+WEBP = "image/webp"
+ICO = "image/x-icon"
 ZIP = "application/zip"
 TEXT = "text/plain"
 MARKDOWN = "text/markdown"
@@ -29,6 +31,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", PNG),
     (b"\xff\xd8\xff", JPEG),
     (b"PK\x03\x04", ZIP),
+    (b"\x00\x00\x01\x00", ICO),
 )
 # C0 controls a text file may contain: tab, line feed, form feed, carriage return.
 _TEXT_CONTROLS = frozenset("\t\n\f\r")
@@ -43,6 +46,8 @@ def sniff(head: bytes, *, truncated: bool) -> str | None:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
     if is_text(head, truncated=truncated):
         return TEXT
     return None

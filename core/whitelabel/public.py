@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, Response, request, send_from_directory
 from quart_schema import hide, validate_querystring
 
+from core.kernel import context
 from core.kernel.errors import NotFound
 from core.whitelabel.cache import RenderedPage
 from core.whitelabel.routes import whitelabel
@@ -121,6 +122,23 @@ def create_public_blueprint() -> Blueprint:
             return _html(EXPIRED_PAGE, 410)
         page = await service.preview_page(target.account_id)
         return page_response(page, preview=True) if page is not None else not_found_page()
+
+    @bp.get("/media/<image_id>")
+    @hide
+    async def media(image_id: str) -> Response:
+        """A confirmed branding image (logo, favicon) on a host that may show its tenant."""
+        service = whitelabel()
+        storage = context.services().storage
+        found = await service.media_file(storage, request.host, image_id) if storage else None
+        if found is None:
+            return not_found_page()
+        headers = {"ETag": found.etag, "Cache-Control": f"public, max-age={ASSET_MAX_AGE}",
+                   "Content-Security-Policy": STATIC_PAGE_CSP,
+                   "Content-Disposition": "inline"}
+        if _etag_matches(request.headers.get("If-None-Match", ""), found.etag):
+            return Response(b"", status=304, headers=headers)
+        return Response(found.body, status=200, content_type=found.content_type,
+                        headers=headers)
 
     @bp.get("/static/themes/<theme>/<path:filename>")
     @hide

@@ -13,6 +13,9 @@ from quart_schema import validate_querystring, validate_request
 
 from core.kernel import context
 from core.kernel.errors import NotFound, ServiceUnavailable
+from core.storage.policy import BRANDING_IMAGES
+from core.storage.routes import require_storage
+from core.whitelabel.assets import public as image_view
 from core.whitelabel.branding import BrandingSettings
 from core.whitelabel.sections import MAX_SECTIONS
 from core.whitelabel.service import WhiteLabelService
@@ -29,6 +32,12 @@ class DraftIn(Strict):
     base_revision: int | None = Field(
         None, ge=0, description="the revision you edited (0 = no draft yet); 409 when stale"
     )
+
+
+class ImageIn(Strict):
+    content_type: str = Field(max_length=100, description="image/png, image/jpeg, "
+                                                          "image/webp or image/x-icon")
+    size: int = Field(ge=0, description="bytes; at most 1 MiB")
 
 
 class RollbackIn(Strict):
@@ -82,6 +91,41 @@ def create_blueprint() -> Blueprint:
         """Replace the account's own branding; keys left out inherit from the Solution."""
         ctx = await context.enter_account(account_id)
         return await whitelabel().put_branding(ctx, data)
+
+    @bp.post("/accounts/<account_id>/branding/images")
+    @validate_request(ImageIn)
+    async def start_image(account_id: str, data: ImageIn
+                          ) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """A logo or favicon: PUT its bytes to ``upload.url`` with ``upload.headers``,
+        then POST .../complete; use the answered ``url`` as logo_url or favicon_url."""
+        ctx = await context.enter_account(account_id)
+        doc, signed = await whitelabel().assets.start(
+            ctx, require_storage(), content_type=data.content_type, size=data.size)
+        body = {"image": image_view(doc), "max_bytes": BRANDING_IMAGES.max_bytes,
+                "upload": {"url": signed.url, "method": signed.method,
+                           "headers": signed.headers,
+                           "expires_at": signed.expires_at.isoformat()}}
+        return body, 201, {"Cache-Control": "no-store"}
+
+    @bp.post("/accounts/<account_id>/branding/images/<image_id>/complete")
+    async def complete_image(account_id: str, image_id: str) -> dict[str, Any]:
+        """Confirm the upload (size, type sniffed from the bytes); 422 discards it."""
+        ctx = await context.enter_account(account_id)
+        return image_view(await whitelabel().assets.complete(ctx, require_storage(), image_id))
+
+    @bp.get("/accounts/<account_id>/branding/images")
+    async def list_images(account_id: str) -> dict[str, Any]:
+        """The account's branding images, newest first (at most 50 are kept)."""
+        ctx = await context.enter_account(account_id)
+        docs = await whitelabel().assets.all_for(ctx)
+        return {"items": [image_view(doc) for doc in docs], "next_cursor": None}
+
+    @bp.delete("/accounts/<account_id>/branding/images/<image_id>")
+    async def delete_image(account_id: str, image_id: str) -> tuple[str, int]:
+        """Delete an image the account's branding does not use (409 when it does)."""
+        ctx = await context.enter_account(account_id)
+        await whitelabel().delete_image(ctx, require_storage(), image_id)
+        return "", 204
 
     @bp.get("/accounts/<account_id>/landing-page")
     async def get_draft(account_id: str) -> dict[str, Any]:

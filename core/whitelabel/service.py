@@ -33,9 +33,11 @@ from core.kernel.errors import (
     Unprocessable,
     validation_error_list,
 )
+from core.storage.port import StorageService
 from core.tenancy.cascade import Layer, check_write, platform_defaults, resolve
 from core.tenancy.models import AccountContext, Role, Solution, Status, utcnow
 from core.tenancy.service import require_rank
+from core.whitelabel.assets import MEDIA_PREFIX, BrandingAssets, MediaFile, asset_id_of
 from core.whitelabel.branding import (
     COLOR_KEYS,
     Appearance,
@@ -70,6 +72,8 @@ __all__ = ["HostMatch", "Tenant", "WhiteLabelService"]
 log = logging.getLogger("synergyhub.whitelabel")
 
 LOOKUP_TTL_SECONDS = 2.0
+#: Branding keys that may name an uploaded image (``/media/<id>``).
+MEDIA_KEYS = ("logo_url", "favicon_url")
 MAX_DOMAINS_PER_ACCOUNT = 10
 PREVIEW_SALT = "synergyhub.landing-preview.v1"
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -144,6 +148,7 @@ class WhiteLabelService:
         self,
         *,
         store: WhiteLabelStore,
+        assets: BrandingAssets,
         audit: AuditLog,
         plugins: PluginRegistry,
         themes: Mapping[str, ThemePack],
@@ -156,6 +161,7 @@ class WhiteLabelService:
         if not themes:
             raise ValueError("no theme packs are installed")
         self.store = store
+        self.assets = assets
         self.audit = audit
         self.plugins = plugins
         self.themes = dict(themes)
@@ -168,6 +174,9 @@ class WhiteLabelService:
         self._slugs: TTLCache[tuple[str, str], Tenant | None] = TTLCache(lookup_ttl)
         self._pointers: TTLCache[str, int | None] = TTLCache(lookup_ttl)
         self._settings: TTLCache[str, tuple[bytes, str]] = TTLCache(lookup_ttl)
+        self._tenants: TTLCache[str, Tenant | None] = TTLCache(lookup_ttl)
+        # Branding images: bounded, re-checked after the TTL (a deleted image goes away).
+        self._media: TTLCache[str, MediaFile | None] = TTLCache(lookup_ttl, max_items=64)
         self._pages: LRU[tuple[str, int, frozenset[str]], RenderedPage] = LRU(2048)
         self._renderers: dict[frozenset[str], LandingRenderer] = {}
         self._extensions: Extensions | None = None
@@ -177,10 +186,13 @@ class WhiteLabelService:
     async def open(cls, services: Services) -> WhiteLabelService:
         store = WhiteLabelStore(services.db, services.tenancy.cascade)
         await store.create_indexes()
+        assets = BrandingAssets(services.db, services.tenancy.audit)
+        await assets.create_indexes()
         settings = services.settings
         resolver = services.extras.get("whitelabel.resolver")
         return cls(
             store=store,
+            assets=assets,
             audit=services.tenancy.audit,
             plugins=services.plugins,
             themes=load_theme_packs(settings.themes_dir or DEFAULT_THEMES_ROOT),
@@ -191,7 +203,8 @@ class WhiteLabelService:
 
     def set_lookup_ttl(self, seconds: float) -> None:
         """How stale a look-up or the published pointer may be on this instance."""
-        for cache in (self._hosts, self._slugs, self._pointers, self._settings):
+        for cache in (self._hosts, self._slugs, self._pointers, self._settings, self._tenants,
+                      self._media):
             cache.ttl = seconds
             cache.clear()
 
@@ -303,6 +316,17 @@ class WhiteLabelService:
             for key, value in data.model_dump(mode="json", exclude_unset=True).items()
             if value is not None
         }
+        for key in MEDIA_KEYS:
+            value = str(values.get(key, ""))
+            if not value.startswith(MEDIA_PREFIX):
+                continue
+            asset_id = asset_id_of(value)
+            if asset_id is None or not await self.assets.ready(ctx.account.id, asset_id):
+                raise Unprocessable(
+                    f"{key} names no confirmed branding image of this account; upload one "
+                    "with POST .../branding/images and use the url it answers.",
+                    type_slug="unknown-branding-image", errors=[
+                        {"field": key, "message": "not a confirmed image of this account"}])
         layers = await self.store.branding_layers(ctx.solution.id, ctx.account.id)
         locks = next((layer.locks for layer in layers if layer.level == "solution"), frozenset())
         try:
@@ -735,6 +759,52 @@ class WhiteLabelService:
             return True
         return match.kind == "tenant" and match.tenant is not None \
             and match.tenant.account.id == account_id
+
+    async def _tenant_by_id(self, account_id: str) -> Tenant | None:
+        cached = self._tenants.get(account_id)
+        if cached is not MISSING:
+            return cached
+        account = await self.store.account_by_id(account_id)
+        solution = await self.store.solution_by_id(account.solution_id) if account else None
+        tenant = Tenant(solution, account) if account and solution else None
+        tenant = tenant if tenant is not None and _active(tenant) else None
+        self._tenants.put(account_id, tenant)
+        return tenant
+
+    async def media_file(self, storage: StorageService, host: str,
+                         asset_id: str) -> MediaFile | None:
+        """A confirmed branding image, on a host that may show its tenant; else None.
+
+        Platform hosts serve any active tenant's images, a Solution's domain
+        only its accounts', a tenant's own host only its own.
+        """
+        match = await self.resolve_host(host)
+        if match.kind == "unknown":
+            return None
+        found = self._media.get(asset_id)
+        if found is MISSING:
+            found = await self.assets.media(storage, asset_id)
+            self._media.put(asset_id, found)
+        if found is None or await self._tenant_by_id(found.account_id) is None:
+            return None
+        if match.kind == "tenant" and match.tenant is not None \
+                and match.tenant.account.id != found.account_id:
+            return None
+        if match.kind == "solution" and match.solution is not None \
+                and match.solution.id != found.solution_id:
+            return None
+        return found
+
+    async def images_in_use(self, ctx: AccountContext) -> set[str]:
+        """Branding image ids the account's own branding points at."""
+        layers = await self.store.branding_layers(ctx.solution.id, ctx.account.id)
+        own = next((layer.values for layer in layers if layer.level == "account"), {})
+        return {asset for key in MEDIA_KEYS if (asset := asset_id_of(str(own.get(key, ""))))}
+
+    async def delete_image(self, ctx: AccountContext, storage: StorageService,
+                           asset_id: str) -> None:
+        await self.assets.delete(ctx, storage, asset_id, in_use=await self.images_in_use(ctx))
+        self._media.pop(asset_id)
 
     # -- public pages ----------------------------------------------------------------
 
