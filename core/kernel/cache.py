@@ -32,7 +32,7 @@ MISSING: Any = _Missing()
 class TTLCache(Generic[K, V]):
     """A bounded dict whose entries expire ``ttl`` seconds after they were put."""
 
-    def __init__(self, ttl: float, *, max_items: int = 10_000,
+    def __init__(self, ttl: float, *, max_items: int = 50_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_items = max_items

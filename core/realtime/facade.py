@@ -101,12 +101,13 @@ class Realtime:
         Yields every chunk unchanged, so the caller still holds the whole text;
         the room gets coalesced events ``{**key, "seq": n, "text": part}``
         (at most one per ``flush_chars`` characters or ``flush_seconds``, the
-        rest when the stream ends) whose parts joined in ``seq`` order are the
-        text. A failed emit is logged and the stream goes on: a browser that
-        went away must not fail the work whose result is being stored.
+        rest when the stream ends or fails) whose parts joined in ``seq`` order
+        are the text. A failed emit is logged and the stream goes on: a browser
+        that went away must not fail the work whose result is being stored.
         """
         name = _room(*room)
         _check_event(event)
+        namespace_for(namespace)  # a bad namespace fails here, not at every flush
         fields = dict(key or {})
         seq, buffer, last = 0, "", time.monotonic()
 
@@ -119,11 +120,16 @@ class Realtime:
                             extra={"namespace": namespace, "event": event})
             seq, buffer, last = seq + 1, "", time.monotonic()
 
-        async for chunk in chunks:
-            buffer += chunk
-            if len(buffer) >= flush_chars or time.monotonic() - last >= flush_seconds:
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                yield chunk  # the caller holds the chunk before any emit can be interrupted
+                if len(buffer) >= flush_chars or time.monotonic() - last >= flush_seconds:
+                    await flush()
+        except Exception:
+            if buffer:  # what the caller stores of a failed stream, the room sees too
                 await flush()
-            yield chunk
+            raise
         if buffer:
             await flush()
 

@@ -8,6 +8,7 @@ key says where it came from.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -113,26 +114,35 @@ class CascadeStore:
     their settings on most requests, and they change rarely. A write through
     this store evicts what it changed, so this instance sees it at once and
     other instances within the TTL (the same bound as the tenancy directory).
-    The app holds one cached store (``services.tenancy.cascade``).
+    The app holds one cached store (``services.tenancy.cascade``). Checks that
+    guard a write (locks) read with ``fresh=True``.
     """
 
     def __init__(self, database: Any, *, cache_seconds: float = 0.0) -> None:
         self.collection = database["settings_layers"]
         self._cache: TTLCache[str, Layer | None] | None = (
             TTLCache(cache_seconds) if cache_seconds > 0 else None)
+        self._writes = 0  # a read that overlapped a write must not cache what it read
 
-    async def layers(self, namespace: str, targets: Mapping[Level, str]) -> list[Layer]:
+    async def layers(self, namespace: str, targets: Mapping[Level, str], *,
+                     fresh: bool = False) -> list[Layer]:
+        """The stored layers for these targets (cached unless ``fresh``).
+
+        Layers are shared with the cache: treat their ``values`` as read-only.
+        """
         ids = [_layer_id(level, target, namespace) for level, target in targets.items()]
-        cached = [self._cache.get(layer_id) for layer_id in ids] if self._cache else []
+        cached = [self._cache.get(layer_id) for layer_id in ids] \
+            if self._cache and not fresh else []
         if cached and MISSING not in cached:
             return [layer for layer in cached if layer is not None]
+        writes_before = self._writes
         docs = await self.collection.find({"_id": {"$in": ids}}).to_list()
         found = {
             doc["_id"]: Layer(doc["level"], doc["target_id"], doc.get("values", {}),
                               frozenset(doc.get("locks", [])))
             for doc in docs
         }
-        if self._cache is not None:
+        if self._cache is not None and self._writes == writes_before:
             for layer_id in ids:
                 self._cache.put(layer_id, found.get(layer_id))  # None: no layer here
         return [found[layer_id] for layer_id in ids if layer_id in found]
@@ -163,12 +173,15 @@ class CascadeStore:
     async def plugin_values(self, plugin: str, schema: type[BaseModel] | None,
                             ctx: AccountContext, *, group_id: str | None = None
                             ) -> dict[str, Any]:
-        """A plugin's settings where ``ctx`` acts: the cascade's values, no provenance."""
+        """A plugin's settings where ``ctx`` acts: the cascade's values, no provenance.
+
+        A copy: a plugin may change what it gets without touching the cache.
+        """
         resolved = await self.resolve_for(
             plugin, schema, solution_id=ctx.solution.id,
             enabled_with=ctx.solution.plugin_settings.get(plugin),
             account_id=ctx.account.id, group_id=group_id)
-        return {key: item.value for key, item in resolved.items()}
+        return copy.deepcopy({key: item.value for key, item in resolved.items()})
 
     async def write(self, level: Level, target_id: str, namespace: str,
                     values: Mapping[str, Any], locks: list[str] | None = None, *,
@@ -184,6 +197,10 @@ class CascadeStore:
         if locks is not None:
             update["locks"] = sorted(set(locks))
         layer_id = _layer_id(level, target_id, namespace)
-        await self.collection.update_one({"_id": layer_id}, {"$set": update}, upsert=True)
-        if self._cache is not None:
-            self._cache.pop(layer_id)
+        self._writes += 1  # counted before and after: no overlapping read caches old values
+        try:
+            await self.collection.update_one({"_id": layer_id}, {"$set": update}, upsert=True)
+        finally:
+            self._writes += 1
+            if self._cache is not None:
+                self._cache.pop(layer_id)

@@ -516,7 +516,8 @@ async def _write_lower(ctx: Any, level: Any, target_id: str, namespace: str,
                        data: SettingsIn) -> None:
     schema = _schema_for(namespace)
     values = validate_values(schema, data.values)
-    solution_layers = await _store().layers(namespace, {"solution": ctx.solution.id})
+    solution_layers = await _store().layers(namespace, {"solution": ctx.solution.id},
+                                            fresh=True)  # a lock set a moment ago holds
     locks = solution_layers[0].locks if solution_layers else frozenset()
     try:
         check_write(level, values, locks)

@@ -2,8 +2,9 @@
 
 It is written through the public API (draft, then publish) by the demo account
 admin, like a tenant would, so it is sanitized, versioned and audited. Once the
-account has any published version the demo leaves the page alone: a tenant's
-own edits are never overwritten.
+account has a draft or a published version the demo leaves the page alone: a
+tenant's own edits are never overwritten (the draft is saved with
+``base_revision: 0``, so even a draft saved meanwhile wins).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ DEMO_SECTIONS: list[dict[str, Any]] = [
 
 
 async def publish_demo_page(settings: Settings, token: str) -> str:
-    """Draft and publish the demo page unless the account already published one."""
+    """Draft and publish the demo page unless the account has a page of its own."""
     from core.kernel.app import create_app
 
     app = create_app(settings)
@@ -49,12 +50,14 @@ async def publish_demo_page(settings: Settings, token: str) -> str:
     headers = {"Authorization": f"Bearer {token}"}
     async with app.test_app() as test_app:
         client = test_app.test_client()
-        versions = await client.get(f"{base}/versions", headers=headers)
-        if versions.status_code != 200:
-            raise RuntimeError(f"listing versions answered {versions.status_code}")
-        if (await versions.get_json())["items"]:
-            return f"demo landing page already published: {DEMO_PAGE_PATH}"
-        for method, path, body, expected in (("PUT", base, {"sections": DEMO_SECTIONS}, 200),
+        current = await client.get(base, headers=headers)
+        if current.status_code != 200:
+            raise RuntimeError(f"reading the landing page answered {current.status_code}")
+        page = await current.get_json()
+        if page["revision"] or page["published_version"] is not None:
+            return f"demo landing page left as it is: {DEMO_PAGE_PATH}"
+        draft = {"sections": DEMO_SECTIONS, "base_revision": 0}
+        for method, path, body, expected in (("PUT", base, draft, 200),
                                              ("POST", f"{base}/publish", None, 201)):
             response = await client.open(path, method=method, json=body, headers=headers)
             if response.status_code != expected:

@@ -81,8 +81,10 @@ class WhiteLabelStore:
     # -- branding (the cascade's "branding" namespace) --------------------------
 
     async def branding_layers(self, solution_id: str, account_id: str) -> list[Layer]:
+        """Read fresh: white-label keeps its own short caches of what it builds from
+        these (so staleness does not add up), and lock checks must see new locks."""
         return await self.cascade.layers(
-            NAMESPACE, {"solution": solution_id, "account": account_id}
+            NAMESPACE, {"solution": solution_id, "account": account_id}, fresh=True
         )
 
     async def replace_account_branding(self, account_id: str, values: Mapping[str, Any]) -> None:

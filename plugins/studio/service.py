@@ -42,6 +42,7 @@ from plugins.studio.models import (
     search_terms,
 )
 from plugins.studio.render import Rendered, TemplateProblem, compile_check, render
+from plugins.studio.settings import SolutionSettings
 
 if TYPE_CHECKING:
     from core.tenancy.repository import ScopedRepository
@@ -429,9 +430,12 @@ class StudioService:
             raise ai_problem(exc) from None
         return gateway
 
-    def _call_options(self, version: PromptVersion) -> dict[str, Any]:
-        model = version.model or (self.ctx.solution.plugin_settings.get(NAMESPACE) or {}).get(
-            "model")
+    async def _call_options(self, version: PromptVersion) -> dict[str, Any]:
+        """The version's model, else the studio ``model`` setting as the cascade resolves
+        it for this account, else the AI provider's default."""
+        settings = await self.services.tenancy.cascade.plugin_values(
+            NAMESPACE, SolutionSettings, self.ctx)
+        model = version.model or settings.get("model")
         return {
             "account_id": self.ctx.account.id,
             "model": model,
@@ -491,7 +495,7 @@ class StudioService:
         parts: list[str] = []
         try:
             async with await gateway.stream_chat(messages=rendered.messages(),
-                                                 **self._call_options(version)) as stream:
+                                                 **await self._call_options(version)) as stream:
                 realtime = self.services.realtime
                 deltas = stream if realtime is None else realtime.relay(
                     NAMESPACE, ("user", self.ctx.principal.uid), "run.delta", stream,
@@ -576,7 +580,7 @@ class StudioService:
             async with limiter:
                 try:
                     result = await gateway.chat(messages=rendered.messages(),
-                                                **self._call_options(version))
+                                                **await self._call_options(version))
                 except AIUnavailable:
                     await self._finish(run, started, error="No AI provider is configured.")
                     raise

@@ -37,7 +37,7 @@ def test_seed_demo_creates_tenants_users_and_a_published_page_once(
     assert f"demo landing page published: {DEMO_PAGE_PATH}" in first.output
     again = runner.invoke(main, ["seed-demo"], env=env)
     assert again.exit_code == 0, again.output
-    assert "already published" in again.output
+    assert "left as it is" in again.output
 
     settings = synergyhub_settings.model_copy(update={"mongodb_database": database})
     status, body, versions = asyncio.run(_public_page(settings))

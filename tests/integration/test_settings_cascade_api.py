@@ -100,3 +100,26 @@ async def test_cached_layers_see_own_writes_at_once_and_other_instances_within_t
     await this_instance.write("account", account, "v2v", {"language": "fr"}, replace=True)
     replaced = await this_instance.layers("v2v", {"account": account})
     assert [dict(layer.values) for layer in replaced] == [{"language": "fr"}]
+
+
+async def test_plugin_values_are_a_copy_of_the_cache(synergyhub_services: Any,
+                                                      personas: Any) -> None:
+    """A plugin that changes the settings it got does not change them for anybody else."""
+    from core.tenancy.directory import principal_from
+    from core.tenancy.models import AccountContext
+
+    services = synergyhub_services
+    account, solution = await services.tenancy.directory.account_with_solution(
+        personas.home_account)
+    principal = principal_from(await services.db["users"].find_one(
+        {"_id": personas["MEMBER"].uid}))
+    ctx = AccountContext(principal=principal, solution=solution, account=account)
+    schema = services.plugins.infos["v2v"].manifest.solution_settings
+    cascade = services.tenancy.cascade
+
+    first = await cascade.plugin_values("v2v", schema, ctx)
+    assert first["token_providers"]
+    first["token_providers"].append("mutated")
+    first["voice"] = "mutated"
+    second = await cascade.plugin_values("v2v", schema, ctx)
+    assert "mutated" not in second["token_providers"] and second["voice"] != "mutated"

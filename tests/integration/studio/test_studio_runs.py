@@ -323,6 +323,19 @@ async def test_solution_setting_picks_the_model(studio: Studio, fake: FakeAIServ
         await studio.ok("post", f"/prompts/{prompt['id']}/runs",
                         json_body={"inputs": {"name": "x"}}, status=201)
         assert fake.requests_to(CHAT)[-1].json["model"] == "gpt-solution"
+        # The cascade's Account layer overrides the Solution's choice for that account.
+        account = studio.personas.home_account
+        response = await client.put(f"/api/v1/accounts/{account}/settings/studio",
+                                    json={"values": {"model": "gpt-account"}},
+                                    headers=studio.personas["ACCOUNT_ADMIN"].headers())
+        assert response.status_code == 200, await response.get_data(as_text=True)
+        await studio.ok("post", f"/prompts/{prompt['id']}/runs",
+                        json_body={"inputs": {"name": "x"}}, status=201)
+        assert fake.requests_to(CHAT)[-1].json["model"] == "gpt-account"
+        response = await client.put(f"/api/v1/accounts/{account}/settings/studio",
+                                    json={"values": {"model": None}},  # back to "not chosen"
+                                    headers=studio.personas["ACCOUNT_ADMIN"].headers())
+        assert response.status_code == 200, await response.get_data(as_text=True)
         bad = await client.put(f"/api/v1/solutions/{solution}/plugins/studio", headers=headers,
                                json={"enabled": True, "settings": {"model": "x" * 101}})
         assert bad.status_code == 422

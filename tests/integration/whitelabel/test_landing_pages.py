@@ -294,7 +294,8 @@ async def test_publish_reaches_other_instances_within_the_ttl(client: Any, perso
     await publish_page(client, account, admin, [{"type": "hero", "title": "Version one"}])
 
     a = wl.whitelabel
-    b = WhiteLabelService(store=a.store, assets=a.assets, audit=a.audit, plugins=a.plugins, themes=a.themes,
+    b = WhiteLabelService(store=a.store, assets=a.assets, audit=a.audit, plugins=a.plugins,
+                          themes=a.themes,
                           secret_key="other-instance-key-0123456789abcdef",
                           platform_hosts=["localhost"], lookup_ttl=LOOKUP_TTL)
 
