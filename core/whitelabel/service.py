@@ -190,7 +190,7 @@ class WhiteLabelService:
         await assets.create_indexes()
         settings = services.settings
         resolver = services.extras.get("whitelabel.resolver")
-        return cls(
+        service = cls(
             store=store,
             assets=assets,
             audit=services.tenancy.audit,
@@ -200,6 +200,15 @@ class WhiteLabelService:
             platform_hosts=settings.platform_hosts,
             resolver=resolver,
         )
+        services.tenancy.audit.observers.append(service.on_activity)
+        return service
+
+    async def on_activity(self, event: dict[str, Any]) -> None:
+        """Branding written through the generic settings API (a Solution's defaults and
+        locks, say): this instance forgets the tenant settings it built, as ``put_branding``
+        does for its account."""
+        if event.get("action") == "settings.changed" and event.get("target") == "branding":
+            self._settings.clear()
 
     def set_lookup_ttl(self, seconds: float) -> None:
         """How stale a look-up or the published pointer may be on this instance."""

@@ -170,3 +170,27 @@ async def test_themes_listing(client: Any, personas: Any) -> None:
     names = [item["name"] for item in (await response.get_json())["items"]]
     assert names == ["clinical", "corporate"]
     assert (await client.get("/api/v1/themes")).status_code == 401
+
+
+async def test_solution_branding_from_the_settings_api_shows_at_once(client: Any,
+                                                                    personas: Any,
+                                                                    wl: WhiteLabelApp) -> None:
+    """The instance that takes a Solution-level branding write serves it at once."""
+    _, slug, sol = await new_account(client, personas)
+    solution = personas.tenants[0].solution_id
+    url = f"{SETTINGS}?solution={sol}&account={slug}"
+    admin = personas["SUPERADMIN"].headers()
+    wl.whitelabel.set_lookup_ttl(60)  # without the eviction this would be stale for 60 s
+    try:
+        before = await (await client.get(url)).get_json()
+        assert before["branding"]["tagline"] != "Care, closer"
+        response = await client.put(f"/api/v1/solutions/{solution}/settings/branding",
+                                    json={"values": {"tagline": "Care, closer"}},
+                                    headers=admin)
+        assert response.status_code == 200, await response.get_data(as_text=True)
+        after = await (await client.get(url)).get_json()
+        assert after["branding"]["tagline"] == "Care, closer"
+    finally:
+        await client.put(f"/api/v1/solutions/{solution}/settings/branding",
+                         json={"values": {"tagline": None}}, headers=admin)
+        wl.whitelabel.set_lookup_ttl(LOOKUP_TTL)
