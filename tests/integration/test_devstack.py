@@ -312,7 +312,14 @@ def test_parent_death_stops_children(tmp_path: Path, sig: signal.Signals) -> Non
     proc.wait(timeout=15)
     # SIGKILL gives the parent no chance: PR_SET_PDEATHSIG makes the kernel send SIGTERM.
     # Nobody escalates to SIGKILL then, so allow SecantusDB a slow flush on a busy machine.
-    assert _wait_gone(list(pids.values()), timeout=30.0) == []
+    left = _wait_gone(list(pids.values()), timeout=30.0)
+    if left:
+        names = {pid: name for name, pid in pids.items()}
+        tails = {names[pid]: (tmp_path / "logs" / f"{names[pid]}.log").read_text(
+            errors="replace")[-2000:] for pid in left}
+        states = {names[pid]: Path(f"/proc/{pid}/status").read_text()[:400] for pid in left
+                  if Path(f"/proc/{pid}/status").exists()}
+        pytest.fail(f"still running 30 s after the parent died: {tails} {states}")
     # A new run on the same data_dir starts cleanly (pidfiles, WiredTiger.lock).
     with run_embedded_stack(tmp_path, with_auth=False) as stack:
         from pymongo import MongoClient
