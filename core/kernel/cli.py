@@ -254,7 +254,9 @@ def grant_superadmin(email: str) -> None:
 @admin.command("purge-account")
 @click.argument("account_id")
 @click.option("--yes", is_flag=True, help="Confirm the irreversible deletion")
-def purge_account(account_id: str, yes: bool) -> None:
+@click.option("--keep-files", is_flag=True,
+              help="Purge without file storage configured (stored files stay behind)")
+def purge_account(account_id: str, yes: bool, keep_files: bool) -> None:
     """Hard-delete an ARCHIVED account's data (its audit chain is kept)."""
     from core.kernel.default_plugins import kernel_plugins
     from core.kernel.plugins import build_plugin_registry
@@ -277,8 +279,11 @@ def purge_account(account_id: str, yes: bool) -> None:
     from core.storage.port import StorageUnavailable
 
     storage = GCSStorage.from_settings(settings)
-    if storage is None:
-        click.echo("File storage is not configured: stored files are not deleted.", err=True)
+    if storage is None and not keep_files:
+        click.echo("File storage is not configured, so the account's stored files cannot be "
+                   "deleted: configure it, or pass --keep-files to purge the records only.",
+                   err=True)
+        sys.exit(2)
 
     async def work(db: Any) -> Any:
         try:

@@ -38,7 +38,13 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
 from core.kernel.settings import Settings
-from core.storage.port import SignedUrl, StorageService, StorageUnavailable, StoredObject
+from core.storage.port import (
+    ObjectMissing,
+    SignedUrl,
+    StorageService,
+    StorageUnavailable,
+    StoredObject,
+)
 
 log = logging.getLogger("synergyhub.storage")
 T = TypeVar("T")
@@ -231,10 +237,13 @@ class GCSStorage(StorageService):
 
         def work() -> bytes:
             blob = self._bucket().blob(name, generation=generation)
-            data: bytes = blob.download_as_bytes(
-                start=start, end=start + length - 1, checksum=None,
-                timeout=self._timeout, retry=self._retry,
-            )
+            try:
+                data: bytes = blob.download_as_bytes(
+                    start=start, end=start + length - 1, checksum=None,
+                    timeout=self._timeout, retry=self._retry,
+                )
+            except api_exceptions.NotFound:
+                raise ObjectMissing("No such file.") from None
             return data
 
         return await self._run(work)

@@ -11,13 +11,17 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.kernel.errors import ServiceUnavailable
+from core.kernel.errors import NotFound, ServiceUnavailable
 
 
 class StorageUnavailable(ServiceUnavailable):
     """Object storage could not be reached or is not configured (503)."""
 
     type_slug = "storage-unavailable"
+
+
+class ObjectMissing(NotFound):
+    """The object (or the generation asked for) is not in the bucket (404)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class StorageService(ABC):
     async def read(
         self, name: str, *, start: int, length: int, generation: int | None = None
     ) -> bytes:
-        """Up to ``length`` bytes from offset ``start`` (of ``generation`` if given)."""
+        """Up to ``length`` bytes from offset ``start`` (of ``generation`` if given);
+        :class:`ObjectMissing` when there is no such object or generation."""
 
     @abstractmethod
     async def delete(self, name: str) -> None:

@@ -54,16 +54,19 @@ async def purge_account(
     if account.get("status") != Status.ARCHIVED.value:
         raise PurgeRefused("Archive the account first (DELETE /api/v1/accounts/{id}).")
     report = PurgeReport(account_id)
+    prefix = f"{account['solution_id']}/{account_id}/"
     if storage is not None:
-        report.deleted["stored_objects"] = await storage.delete_prefix(
-            f"{account['solution_id']}/{account_id}/")
+        report.deleted["stored_objects"] = await storage.delete_prefix(prefix)
+    group_ids = [doc["_id"] async for doc in db["groups"].find({"account_id": account_id},
+                                                               projection={"_id": 1})]
     for name in ACCOUNT_ID_COLLECTIONS:
         result = await db[name].delete_many({"_id": account_id})
         report.deleted[name] = result.deleted_count
     for name in sorted({*scoped_collections, *ACCOUNT_COLLECTIONS}):
         result = await db[name].delete_many({"account_id": account_id})
         report.deleted[name] = result.deleted_count
-    layers = await db["settings_layers"].delete_many({"target_id": account_id})
+    layers = await db["settings_layers"].delete_many(
+        {"target_id": {"$in": [account_id, *group_ids]}})
     report.deleted["settings_layers"] = layers.deleted_count
     users = await db["users"].update_many(
         {"memberships.account_id": account_id},
@@ -72,6 +75,9 @@ async def purge_account(
     report.memberships_removed = users.modified_count
     await db["accounts"].delete_one({"_id": account_id})
     report.deleted["accounts"] = 1
+    if storage is not None:
+        # An upload URL signed before the archive may have been used meanwhile.
+        report.deleted["stored_objects"] += await storage.delete_prefix(prefix)
     await AuditLog(db).record("account.purged", actor=actor, solution_id=account["solution_id"],
                               target=account_id, details=report.as_dict())
     return report

@@ -4,8 +4,9 @@ The flow is the documents' one: declare type and size, PUT the bytes to a
 signed URL, complete (the object exists with that size and type, and its bytes
 sniff as that type). Raster images only (PNG, JPEG, WebP, ICO; never SVG, a
 script carrier). The app serves them itself, so a landing page's
-``img-src 'self'`` covers them on every host; an asset id never names other
-bytes, so responses are cached as immutable.
+``img-src 'self'`` covers them on every host; an image id never names other
+bytes, so instances cache them (re-checking the record after a short TTL, so
+a deleted image goes away).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pymongo import ASCENDING, DESCENDING
 
 from core.kernel.errors import Conflict, NotFound, Unprocessable
 from core.storage.policy import BRANDING_IMAGES, object_name
-from core.storage.port import SignedUrl, StorageService
+from core.storage.port import ObjectMissing, SignedUrl, StorageService
 from core.storage.uploads import UploadRefused, confirm_upload
 from core.tenancy.audit import AuditLog
 from core.tenancy.models import AccountContext, Role, utcnow
@@ -85,6 +86,7 @@ class BrandingAssets:
         if refused is not None:
             slug, detail = refused
             raise Unprocessable(detail, type_slug=slug)
+        await self._drop_abandoned(ctx, storage)
         if await self.collection.count_documents({"account_id": ctx.account.id}) \
                 >= MAX_ASSETS_PER_ACCOUNT:
             raise Conflict(f"An account keeps at most {MAX_ASSETS_PER_ACCOUNT} branding "
@@ -101,6 +103,15 @@ class BrandingAssets:
         signed = await storage.signed_upload(doc["object_name"], content_type=content_type,
                                              size=size, ttl=BRANDING_IMAGES.upload_ttl)
         return doc, signed
+
+    async def _drop_abandoned(self, ctx: AccountContext, storage: StorageService) -> None:
+        """Uploads started and never completed within their URL's lifetime."""
+        cutoff = utcnow() - BRANDING_IMAGES.upload_ttl * 2
+        async for doc in self.collection.find({"account_id": ctx.account.id,
+                                               "status": "pending",
+                                               "created_at": {"$lt": cutoff}}).limit(20):
+            await self.collection.delete_one({"_id": doc["_id"], "status": "pending"})
+            await storage.delete(doc["object_name"])
 
     async def complete(self, ctx: AccountContext, storage: StorageService,
                        asset_id: str) -> dict[str, Any]:
@@ -120,9 +131,12 @@ class BrandingAssets:
                               sniffed_type=refused.sniffed)
             raise Unprocessable(f"{refused.detail} The upload was discarded; start a new one.",
                                 type_slug=refused.slug) from None
+        done = await self.collection.update_one(
+            {"_id": doc["_id"], "status": "pending"},
+            {"$set": {"status": "ready", "generation": stored.generation}})
+        if done.modified_count == 0:  # a concurrent complete (or a delete) got there first
+            return await self._mine(ctx, asset_id)
         doc.update(status="ready", generation=stored.generation)
-        await self.collection.update_one(
-            {"_id": doc["_id"]}, {"$set": {"status": "ready", "generation": stored.generation}})
         await self._audit(ctx, "branding.image_uploaded", doc, sniffed_type=sniffed)
         return doc
 
@@ -139,8 +153,10 @@ class BrandingAssets:
         if doc["_id"] in in_use:
             raise Conflict("The account's branding uses this image; point logo_url or "
                            "favicon_url elsewhere first.", type_slug="asset-in-use")
-        await storage.delete(doc["object_name"])
+        # The record first: a file left behind is harmless (purge removes it), a record
+        # naming a missing file is not.
         await self.collection.delete_one({"_id": doc["_id"]})
+        await storage.delete(doc["object_name"])
         await self._audit(ctx, "branding.image_deleted", doc)
 
     async def ready(self, account_id: str, asset_id: str) -> bool:
@@ -149,17 +165,23 @@ class BrandingAssets:
             {"_id": asset_id, "account_id": account_id, "status": "ready"}, limit=1)
         return bool(found == 1)
 
-    async def media(self, storage: StorageService, asset_id: str) -> MediaFile | None:
-        """The bytes of a confirmed image, as stored when it was confirmed."""
+    async def ready_record(self, asset_id: str) -> dict[str, Any] | None:
+        """A confirmed image's record by id (any account: the caller checks the host)."""
         if not _ASSET_ID.match(asset_id):
             return None
         doc = await self.collection.find_one({"_id": asset_id, "status": "ready"})
-        if doc is None:
+        return dict(doc) if doc is not None else None
+
+    @staticmethod
+    async def media(storage: StorageService, doc: dict[str, Any]) -> MediaFile | None:
+        """The bytes of a confirmed image, as stored when it was confirmed."""
+        try:
+            body = await storage.read(doc["object_name"], start=0, length=doc["size"],
+                                      generation=doc["generation"])
+        except ObjectMissing:
             return None
-        body = await storage.read(doc["object_name"], start=0, length=doc["size"],
-                                  generation=doc["generation"])
         return MediaFile(body=body, content_type=doc["content_type"],
-                         etag=f'"{asset_id}-{doc["generation"]}"',
+                         etag=f'"{doc["_id"]}-{doc["generation"]}"',
                          account_id=doc["account_id"], solution_id=doc["solution_id"])
 
     async def _audit(self, ctx: AccountContext, action: str, doc: dict[str, Any],

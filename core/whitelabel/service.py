@@ -176,7 +176,7 @@ class WhiteLabelService:
         self._settings: TTLCache[str, tuple[bytes, str]] = TTLCache(lookup_ttl)
         self._tenants: TTLCache[str, Tenant | None] = TTLCache(lookup_ttl)
         # Branding images: bounded, re-checked after the TTL (a deleted image goes away).
-        self._media: TTLCache[str, MediaFile | None] = TTLCache(lookup_ttl, max_items=64)
+        self._media: TTLCache[str, MediaFile] = TTLCache(lookup_ttl, max_items=64)
         self._pages: LRU[tuple[str, int, frozenset[str]], RenderedPage] = LRU(2048)
         self._renderers: dict[frozenset[str], LandingRenderer] = {}
         self._extensions: Extensions | None = None
@@ -203,11 +203,39 @@ class WhiteLabelService:
         services.tenancy.audit.observers.append(service.on_activity)
         return service
 
+    async def check_images(self, account_id: str | None, values: Mapping[str, Any]) -> None:
+        """Branding may name an uploaded image only of the account it brands (422).
+
+        Every writer of the ``branding`` namespace calls this (``put_branding``
+        and the generic settings API); a Solution or Group-less write passes
+        ``account_id=None``, where no uploaded image may be named: images
+        belong to one account and are served only on its hosts.
+        """
+        for key in MEDIA_KEYS:
+            value = str(values.get(key) or "")
+            if not value.startswith(MEDIA_PREFIX):
+                continue
+            asset_id = asset_id_of(value)
+            if account_id is None:
+                detail = (f"{key}: uploaded images belong to one account; at this level use "
+                          "an https URL or a /static/ path.")
+            elif asset_id is None or not await self.assets.ready(account_id, asset_id):
+                detail = (f"{key} names no confirmed branding image of this account; upload "
+                          "one with POST .../branding/images and use the url it answers.")
+            else:
+                continue
+            raise Unprocessable(detail, type_slug="unknown-branding-image",
+                                errors=[{"field": key, "message": detail}])
+
     async def on_activity(self, event: dict[str, Any]) -> None:
         """Branding written through the generic settings API (a Solution's defaults and
         locks, say): this instance forgets the tenant settings it built, as ``put_branding``
         does for its account."""
-        if event.get("action") == "settings.changed" and event.get("target") == "branding":
+        if event.get("action") != "settings.changed" or event.get("target") != "branding":
+            return
+        if event.get("account_id"):
+            self._settings.pop(str(event["account_id"]))
+        else:
             self._settings.clear()
 
     def set_lookup_ttl(self, seconds: float) -> None:
@@ -325,17 +353,7 @@ class WhiteLabelService:
             for key, value in data.model_dump(mode="json", exclude_unset=True).items()
             if value is not None
         }
-        for key in MEDIA_KEYS:
-            value = str(values.get(key, ""))
-            if not value.startswith(MEDIA_PREFIX):
-                continue
-            asset_id = asset_id_of(value)
-            if asset_id is None or not await self.assets.ready(ctx.account.id, asset_id):
-                raise Unprocessable(
-                    f"{key} names no confirmed branding image of this account; upload one "
-                    "with POST .../branding/images and use the url it answers.",
-                    type_slug="unknown-branding-image", errors=[
-                        {"field": key, "message": "not a confirmed image of this account"}])
+        await self.check_images(ctx.account.id, values)
         layers = await self.store.branding_layers(ctx.solution.id, ctx.account.id)
         locks = next((layer.locks for layer in layers if layer.level == "solution"), frozenset())
         try:
@@ -787,28 +805,48 @@ class WhiteLabelService:
         Platform hosts serve any active tenant's images, a Solution's domain
         only its accounts', a tenant's own host only its own.
         """
+        if asset_id_of(MEDIA_PREFIX + asset_id) is None:
+            return None  # never let junk ids near the cache or the database
         match = await self.resolve_host(host)
         if match.kind == "unknown":
             return None
-        found = self._media.get(asset_id)
-        if found is MISSING:
-            found = await self.assets.media(storage, asset_id)
-            self._media.put(asset_id, found)
-        if found is None or await self._tenant_by_id(found.account_id) is None:
-            return None
-        if match.kind == "tenant" and match.tenant is not None \
-                and match.tenant.account.id != found.account_id:
-            return None
-        if match.kind == "solution" and match.solution is not None \
-                and match.solution.id != found.solution_id:
+        cached = self._media.get(asset_id)
+        found: MediaFile | None = None if cached is MISSING else cached
+        if found is None:
+            record = await self.assets.ready_record(asset_id)
+            if record is None:
+                return None
+            if not self._host_shows(match, record["account_id"], record["solution_id"]):
+                return None  # checked before any bytes are read
+            found = await self.assets.media(storage, record)
+            if found is None:
+                return None
+            self._media.put(asset_id, found)  # only hits: misses cannot flush the cache
+        if not self._host_shows(match, found.account_id, found.solution_id) \
+                or await self._tenant_by_id(found.account_id) is None:
             return None
         return found
 
+    @staticmethod
+    def _host_shows(match: HostMatch, account_id: str, solution_id: str) -> bool:
+        if match.kind == "tenant":
+            return match.tenant is not None and match.tenant.account.id == account_id
+        if match.kind == "solution":
+            return match.solution is not None and match.solution.id == solution_id
+        return match.kind == "platform"
+
     async def images_in_use(self, ctx: AccountContext) -> set[str]:
-        """Branding image ids the account's own branding points at."""
+        """Image ids the account's branding points at, and those its published page shows
+        (a snapshot taken at publish time, live until the next publish)."""
         layers = await self.store.branding_layers(ctx.solution.id, ctx.account.id)
         own = next((layer.values for layer in layers if layer.level == "account"), {})
-        return {asset for key in MEDIA_KEYS if (asset := asset_id_of(str(own.get(key, ""))))}
+        shown: Mapping[str, Any] = {}
+        published = await self.store.published_version(ctx.account.id)
+        if published is not None:
+            shown = ((await self.store.version(ctx.account.id, published)) or {}).get(
+                "branding") or {}
+        return {asset for values in (own, shown) for key in MEDIA_KEYS
+                if (asset := asset_id_of(str(values.get(key) or "")))}
 
     async def delete_image(self, ctx: AccountContext, storage: StorageService,
                            asset_id: str) -> None:

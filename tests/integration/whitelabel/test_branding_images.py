@@ -37,10 +37,9 @@ async def start(client: Any, account: str, headers: dict[str, str], content_type
 
 
 async def upload(client: Any, http: httpx.AsyncClient, account: str, headers: dict[str, str],
-                 data: bytes, content_type: str = "image/png", *,
-                 declared: str | None = None) -> Any:
+                 data: bytes, content_type: str = "image/png") -> Any:
     """Start, PUT the bytes to the signed URL, complete; returns the completion response."""
-    started = await start(client, account, headers, declared or content_type, len(data))
+    started = await start(client, account, headers, content_type, len(data))
     assert started.status_code == 201, await started.get_data(as_text=True)
     body = await started.get_json()
     assert started.headers["Cache-Control"] == "no-store"
@@ -53,7 +52,7 @@ async def upload(client: Any, http: httpx.AsyncClient, account: str, headers: di
                              headers=headers)
 
 
-async def test_upload_use_as_logo_and_serve(client: Any, personas: Any,
+async def test_upload_use_as_logo_and_serve(client: Any, personas: Any, wl: Any,
                                             http: httpx.AsyncClient) -> None:
     account, slug, sol = await new_account(client, personas)
     admin = personas["SUPERADMIN"].headers()
@@ -89,10 +88,16 @@ async def test_upload_use_as_logo_and_serve(client: Any, personas: Any,
     in_use = await client.delete(f"{images(account)}/{image['id']}", headers=admin)
     assert in_use.status_code == 409
     assert (await in_use.get_json())["type"].endswith("/asset-in-use")
+    # Out of the branding, but the published page (a snapshot) still shows it.
     await client.put(f"/api/v1/accounts/{account}/branding", json={}, headers=admin)
+    shown = await client.delete(f"{images(account)}/{image['id']}", headers=admin)
+    assert shown.status_code == 409
+    await client.post(f"/api/v1/accounts/{account}/landing-page/publish", headers=admin)
+    record = await wl.services.db["branding_assets"].find_one({"_id": image["id"]})
     gone = await client.delete(f"{images(account)}/{image['id']}", headers=admin)
     assert gone.status_code == 204
     assert (await client.get(image["url"])).status_code == 404
+    assert await wl.services.storage.stat(record["object_name"]) is None
 
 
 async def test_webp_and_ico_are_accepted(client: Any, personas: Any,
@@ -127,9 +132,16 @@ async def test_refusals_are_clear_and_keep_nothing(client: Any, personas: Any, w
     assert bad_body.status_code == 422
 
     html = b"<html><script>alert(1)</script></html>" + b" " * 64
-    mislabelled = await upload(client, http, account, admin, html)
+    started = await (await start(client, account, admin, "image/png", len(html))).get_json()
+    record = await wl.services.db["branding_assets"].find_one({"_id": started["image"]["id"]})
+    put = await http.put(started["upload"]["url"], content=html,
+                         headers=started["upload"]["headers"])
+    assert put.status_code == 200  # the bucket takes any bytes; completion checks them
+    mislabelled = await client.post(f"{images(account)}/{record['_id']}/complete",
+                                    headers=admin)
     assert mislabelled.status_code == 422
     assert (await mislabelled.get_json())["type"].endswith("/content-mismatch")
+    assert await wl.services.storage.stat(record["object_name"]) is None  # discarded
     assert (await (await client.get(images(account), headers=admin)).get_json())["items"] == []
     assert await wl.services.db["branding_assets"].count_documents({"account_id": account}) == 0
 
@@ -147,7 +159,7 @@ async def test_refusals_are_clear_and_keep_nothing(client: Any, personas: Any, w
         assert (await client.get(path)).status_code == 404, path
 
 
-async def test_images_stay_with_their_account(client: Any, personas: Any,
+async def test_images_stay_with_their_account(client: Any, personas: Any, wl: Any,
                                               http: httpx.AsyncClient) -> None:
     first, _, _ = await new_account(client, personas)
     second, _, _ = await new_account(client, personas)
@@ -163,6 +175,33 @@ async def test_images_stay_with_their_account(client: Any, personas: Any,
                                 headers=admin)).status_code == 404
     assert (await client.get(image["url"], headers={"Host": "unknown.example"})).status_code \
         == 404
+
+    # Through the generic settings API too: another account's image, or any uploaded
+    # image at the Solution level, is refused.
+    generic = await client.put(f"/api/v1/accounts/{second}/settings/branding",
+                               json={"values": {"logo_url": image["url"]}}, headers=admin)
+    assert generic.status_code == 422
+    solution = personas.tenants[0].solution_id
+    at_solution = await client.put(f"/api/v1/solutions/{solution}/settings/branding",
+                                   json={"values": {"favicon_url": image["url"]}},
+                                   headers=admin)
+    assert at_solution.status_code == 422
+    assert (await at_solution.get_json())["errors"][0]["field"] == "favicon_url"
+    own = await client.put(f"/api/v1/accounts/{first}/settings/branding",
+                           json={"values": {"logo_url": image["url"]}}, headers=admin)
+    assert own.status_code == 200, await own.get_data(as_text=True)
+
+    # A tenant's own domain shows its images only.
+    domain = f"images-{second}.example"
+    claim = await (await client.post(f"/api/v1/accounts/{second}/domains",
+                                      json={"domain": domain}, headers=admin)).get_json()
+    wl.resolver.set(claim["verification"]["name"], [claim["verification"]["value"]])
+    verified = await client.post(f"/api/v1/accounts/{second}/domains/{domain}/verify",
+                                 headers=admin)
+    assert verified.status_code == 200, await verified.get_data(as_text=True)
+    mine = await (await upload(client, http, second, admin, PNG)).get_json()
+    assert (await client.get(mine["url"], headers={"Host": domain})).status_code == 200
+    assert (await client.get(image["url"], headers={"Host": domain})).status_code == 404
 
     assert (await client.delete(f"/api/v1/accounts/{first}", headers=admin)).status_code == 204
     await asyncio.sleep(LOOKUP_TTL + 0.05)
