@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from core.storage.port import StorageService
+from core.storage.port import StorageService, StorageUnavailable
 from core.tenancy.audit import AuditLog
 from core.tenancy.models import Status
 
@@ -35,10 +35,11 @@ class PurgeReport:
     account_id: str
     deleted: dict[str, int] = field(default_factory=dict)
     memberships_removed: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"account_id": self.account_id, "deleted": self.deleted,
-                "memberships_removed": self.memberships_removed}
+                "memberships_removed": self.memberships_removed, "warnings": self.warnings}
 
 
 async def purge_account(
@@ -76,8 +77,13 @@ async def purge_account(
     await db["accounts"].delete_one({"_id": account_id})
     report.deleted["accounts"] = 1
     if storage is not None:
-        # An upload URL signed before the archive may have been used meanwhile.
-        report.deleted["stored_objects"] += await storage.delete_prefix(prefix)
+        # An upload URL signed before the archive may have been used meanwhile. The
+        # records are gone by now, so a failure here is reported, not raised.
+        try:
+            report.deleted["stored_objects"] += await storage.delete_prefix(prefix)
+        except StorageUnavailable:
+            report.warnings.append(f"the final sweep of {prefix} failed; delete what is "
+                                   "left there once storage answers")
     await AuditLog(db).record("account.purged", actor=actor, solution_id=account["solution_id"],
                               target=account_id, details=report.as_dict())
     return report

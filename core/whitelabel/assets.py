@@ -147,12 +147,13 @@ class BrandingAssets:
 
     async def delete(self, ctx: AccountContext, storage: StorageService, asset_id: str, *,
                      in_use: set[str]) -> None:
-        """Remove an image the account's branding does not use (409 when it does)."""
+        """Remove an image nothing uses (``in_use``: branding and published page; 409)."""
         require_rank(ctx.principal, ctx, Role.ACCOUNT_ADMIN)
         doc = await self._mine(ctx, asset_id)
         if doc["_id"] in in_use:
-            raise Conflict("The account's branding uses this image; point logo_url or "
-                           "favicon_url elsewhere first.", type_slug="asset-in-use")
+            raise Conflict("The account's branding or its published page uses this image; "
+                           "point logo_url or favicon_url elsewhere (and publish again) "
+                           "first.", type_slug="asset-in-use")
         # The record first: a file left behind is harmless (purge removes it), a record
         # naming a missing file is not.
         await self.collection.delete_one({"_id": doc["_id"]})
