@@ -13,9 +13,13 @@ Layout under ``data_dir`` (kept between runs, so a restart keeps everything)::
     logs/       <server>.log, the servers' stdout+stderr (never our console)
     run/        <server>.pid (stale-run detection), secantusd.toml
 
-Every server is a child process in its own session / process group and gets
-SIGTERM if this process dies (Linux ``PR_SET_PDEATHSIG``); leaving the context,
-Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL after a grace period).
+Every server is a child process in its own session / process group and gets a
+signal if this process dies (Linux ``PR_SET_PDEATHSIG``): SIGTERM, except
+SecantusDB, which gets SIGKILL (its SIGTERM handler was seen to deadlock, and
+with the parent gone nobody escalates; WiredTiger's log is in the page cache,
+so a killed process loses no committed write and the next start recovers).
+Leaving the context, Ctrl-C or SIGTERM stops them all (SIGTERM, then SIGKILL
+after a grace period).
 
 Stale runs: a pidfile whose process is still running *and* carries this
 data_dir's path in its command line (so it is ours, not a reused pid) is stopped
@@ -118,6 +122,8 @@ class _Spec:
     ports: tuple[int, ...] = ()
     # Called while we wait for the server to exit after SIGTERM.
     nudge: Callable[[], None] | None = None
+    # What the kernel sends the server when this process dies (PR_SET_PDEATHSIG).
+    death_signal: signal.Signals = signal.SIGTERM
 
 
 @dataclass
@@ -278,6 +284,7 @@ def _mongo_spec(data_dir: Path, port: int) -> _Spec:
         ready=lambda: _mongo_ready(port),
         token=str(storage),
         nudge=lambda: _poke(port),
+        death_signal=signal.SIGKILL,
     )
 
 
@@ -470,7 +477,7 @@ def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
     return result is not None
 
 
-def _make_preexec() -> Callable[[], None] | None:
+def _make_preexec(death_signal: signal.Signals) -> Callable[[], None] | None:
     """Linux: the child gets SIGTERM when we die, even by SIGKILL (no orphans)."""
     if not sys.platform.startswith("linux"):
         return None
@@ -481,11 +488,12 @@ def _make_preexec() -> Callable[[], None] | None:
         return None
     parent = os.getpid()
     pr_set_pdeathsig = 1
+    signum = int(death_signal)
 
     def preexec() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        prctl(pr_set_pdeathsig, signum, 0, 0, 0)
         if os.getppid() != parent:  # we died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
     return preexec
 
@@ -520,7 +528,7 @@ def _start(spec: _Spec, data_dir: Path, children: list[_Child]) -> None:
             stdout=log_fh,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group; the terminal's ^C is ours to relay
-            preexec_fn=_make_preexec(),  # only a prctl: no locks, no allocation
+            preexec_fn=_make_preexec(spec.death_signal),  # only a prctl: no locks, no allocation
         )
     children.append(
         _Child(spec=spec, proc=proc, log_path=log_path, pidfile=pidfile, started=started)

@@ -310,8 +310,9 @@ def test_parent_death_stops_children(tmp_path: Path, sig: signal.Signals) -> Non
     assert all(_alive(p) for p in pids.values())
     proc.send_signal(sig)
     proc.wait(timeout=15)
-    # SIGKILL gives the parent no chance: PR_SET_PDEATHSIG makes the kernel send SIGTERM.
-    # Nobody escalates to SIGKILL then, so allow SecantusDB a slow flush on a busy machine.
+    # SIGKILL gives the parent no chance: PR_SET_PDEATHSIG makes the kernel signal the
+    # children (SIGTERM; SIGKILL for SecantusDB, whose SIGTERM handler once deadlocked
+    # here with nobody left to escalate). Allow a slow exit on a busy machine.
     left = _wait_gone(list(pids.values()), timeout=30.0)
     if left:
         names = {pid: name for name, pid in pids.items()}
