@@ -437,7 +437,7 @@ async def test_signing_key_file_is_used(
     key_file.write_text(json.dumps(info))
     storage = GCSStorage.from_settings(
         synergyhub_settings.model_copy(update={"gcs_signing_key_file": key_file}))
-    assert storage is not None
+    assert storage is not None and storage.bucket == synergyhub_settings.gcs_bucket
     try:
         signed = await storage.signed_upload("tests/keyfile/object", content_type="text/plain",
                                              size=5, ttl=policy.DOCUMENTS.upload_ttl)
