@@ -439,6 +439,7 @@ async def test_signing_key_file_is_used(
         synergyhub_settings.model_copy(update={"gcs_signing_key_file": key_file}))
     assert storage is not None and storage.bucket == synergyhub_settings.gcs_bucket
     try:
+        await storage.ensure_bucket()  # also when this test runs before the app started
         signed = await storage.signed_upload("tests/keyfile/object", content_type="text/plain",
                                              size=5, ttl=policy.DOCUMENTS.upload_ttl)
         credential = parse_qs(urlsplit(signed.url).query)["X-Goog-Credential"][0]
