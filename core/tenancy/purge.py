@@ -17,11 +17,11 @@ from core.storage.port import StorageService, StorageUnavailable
 from core.tenancy.audit import AuditLog
 from core.tenancy.models import Status
 
-# Kernel collections keyed by account_id besides the scoped models: tenancy,
-# white-label (page versions, domains, uploaded branding images), AI usage and
+# Kernel collections keyed by account_id besides the scoped models (branding images
+# are one of those): tenancy, white-label (page versions, domains), AI usage and
 # token quota counters.
 ACCOUNT_COLLECTIONS = ("groups", "invitations", "landing_page_versions", "custom_domains",
-                       "branding_assets", "ai_usage", "broker_counters")
+                       "ai_usage", "broker_counters")
 # Kernel collections whose document id is the account id.
 ACCOUNT_ID_COLLECTIONS = ("landing_pages",)
 

@@ -501,7 +501,7 @@ async def put_solution_settings(solution_id: str, namespace: str, data: Solution
     service.require_solution_admin(principal, solution.id)
     schema = _schema_for(namespace)
     values = validate_values(schema, data.values)
-    await _check_branding_images(namespace, None, values)
+    await _check_settings(namespace, None, values)
     if data.locks is not None:
         unknown = sorted(set(data.locks) - set(schema.model_fields if schema else {}))
         if unknown:
@@ -513,19 +513,18 @@ async def put_solution_settings(solution_id: str, namespace: str, data: Solution
     return {"namespace": namespace, "values": await _resolved(namespace, solution)}
 
 
-async def _check_branding_images(namespace: str, account_id: str | None,
-                                 values: dict[str, Any]) -> None:
-    """Uploaded images (``/media/...``) only of the account being branded."""
-    whitelabel = context.services().whitelabel
-    if namespace == "branding" and whitelabel is not None:
-        await whitelabel.check_images(account_id, values)
+async def _check_settings(namespace: str, ctx: Any, values: dict[str, Any]) -> None:
+    """A namespace owner's own rules on top of the schema (e.g. branding's images)."""
+    check = context.services().tenancy.settings_checks.get(namespace)
+    if check is not None:
+        await check(ctx, values)
 
 
 async def _write_lower(ctx: Any, level: Any, target_id: str, namespace: str,
                        data: SettingsIn) -> None:
     schema = _schema_for(namespace)
     values = validate_values(schema, data.values)
-    await _check_branding_images(namespace, ctx.account.id, values)
+    await _check_settings(namespace, ctx, values)
     solution_layers = await _store().layers(namespace, {"solution": ctx.solution.id},
                                             fresh=True)  # a lock set a moment ago holds
     locks = solution_layers[0].locks if solution_layers else frozenset()

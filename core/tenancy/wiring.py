@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.kernel.cache import CACHE_SECONDS
@@ -15,6 +16,9 @@ from core.tenancy.repository import RepositoryFactory
 
 if TYPE_CHECKING:
     from core.kernel.services import Services
+    from core.tenancy.models import AccountContext
+
+SettingsCheck = Callable[["AccountContext | None", Mapping[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -25,6 +29,9 @@ class TenancyServices:
     audit: AuditLog
     impersonation: Impersonation
     cascade: CascadeStore
+    #: namespace -> extra check of a settings write (context or None at Solution level,
+    #: values); filled by the namespace's owner (white-label checks branding images).
+    settings_checks: dict[str, SettingsCheck] = field(default_factory=dict)
 
     @staticmethod
     async def open(services: Services) -> None:

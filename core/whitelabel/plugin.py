@@ -24,6 +24,14 @@ def plugin_manifest() -> PluginManifest:
 
 
 @hookimpl
+def register_models() -> list[type]:
+    """Branding images are account-scope resources behind the scoped repository."""
+    from core.whitelabel.assets import BrandingImage
+
+    return [BrandingImage]
+
+
+@hookimpl
 def register_routes() -> list[Blueprint]:
     from core.whitelabel.public import create_public_blueprint
     from core.whitelabel.routes import create_blueprint

@@ -99,9 +99,9 @@ def create_blueprint() -> Blueprint:
         """A logo or favicon: PUT its bytes to ``upload.url`` with ``upload.headers``,
         then POST .../complete; use the answered ``url`` as logo_url or favicon_url."""
         ctx = await context.enter_account(account_id)
-        doc, signed = await whitelabel().assets.start(
+        image, signed = await whitelabel().assets.start(
             ctx, require_storage(), content_type=data.content_type, size=data.size)
-        body = {"image": image_view(doc), "max_bytes": BRANDING_IMAGES.max_bytes,
+        body = {"image": image_view(image), "max_bytes": BRANDING_IMAGES.max_bytes,
                 "upload": {"url": signed.url, "method": signed.method,
                            "headers": signed.headers,
                            "expires_at": signed.expires_at.isoformat()}}
@@ -117,8 +117,8 @@ def create_blueprint() -> Blueprint:
     async def list_images(account_id: str) -> dict[str, Any]:
         """The account's branding images, newest first (at most 50 are kept)."""
         ctx = await context.enter_account(account_id)
-        docs = await whitelabel().assets.all_for(ctx)
-        return {"items": [image_view(doc) for doc in docs], "next_cursor": None}
+        images = await whitelabel().assets.all_for(ctx)
+        return {"items": [image_view(image) for image in images], "next_cursor": None}
 
     @bp.delete("/accounts/<account_id>/branding/images/<image_id>")
     async def delete_image(account_id: str, image_id: str) -> tuple[str, int]:

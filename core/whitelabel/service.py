@@ -58,7 +58,7 @@ from core.whitelabel.domains import (
 )
 from core.whitelabel.render import LandingRenderer
 from core.whitelabel.sections import MAX_SECTIONS, SectionRegistry, SectionType
-from core.whitelabel.store import DomainTaken, WhiteLabelStore
+from core.whitelabel.store import NAMESPACE, DomainTaken, WhiteLabelStore
 from core.whitelabel.themes import DEFAULT_THEMES_ROOT, FONT_ALLOW_LIST, ThemePack, load_theme_packs
 
 if TYPE_CHECKING:
@@ -186,8 +186,8 @@ class WhiteLabelService:
     async def open(cls, services: Services) -> WhiteLabelService:
         store = WhiteLabelStore(services.db, services.tenancy.cascade)
         await store.create_indexes()
-        assets = BrandingAssets(services.db, services.tenancy.audit)
-        await assets.create_indexes()
+        assets = BrandingAssets(services.db, services.tenancy.audit,
+                                services.tenancy.repositories)
         settings = services.settings
         resolver = services.extras.get("whitelabel.resolver")
         service = cls(
@@ -201,25 +201,26 @@ class WhiteLabelService:
             resolver=resolver,
         )
         services.tenancy.audit.observers.append(service.on_activity)
+        services.tenancy.settings_checks[NAMESPACE] = service.check_images
         return service
 
-    async def check_images(self, account_id: str | None, values: Mapping[str, Any]) -> None:
+    async def check_images(self, ctx: AccountContext | None, values: Mapping[str, Any]) -> None:
         """Branding may name an uploaded image only of the account it brands (422).
 
-        Every writer of the ``branding`` namespace calls this (``put_branding``
-        and the generic settings API); a Solution or Group-less write passes
-        ``account_id=None``, where no uploaded image may be named: images
-        belong to one account and are served only on its hosts.
+        Every writer of the ``branding`` namespace calls this (``put_branding``,
+        and the generic settings API through ``tenancy.settings_checks``); a
+        Solution-level write passes no context, and there no uploaded image may
+        be named: images belong to one account and are served only on its hosts.
         """
         for key in MEDIA_KEYS:
             value = str(values.get(key) or "")
             if not value.startswith(MEDIA_PREFIX):
                 continue
             asset_id = asset_id_of(value)
-            if account_id is None:
+            if ctx is None:
                 detail = (f"{key}: uploaded images belong to one account; at this level use "
                           "an https URL or a /static/ path.")
-            elif asset_id is None or not await self.assets.ready(account_id, asset_id):
+            elif asset_id is None or not await self.assets.ready(ctx, asset_id):
                 detail = (f"{key} names no confirmed branding image of this account; upload "
                           "one with POST .../branding/images and use the url it answers.")
             else:
@@ -353,7 +354,7 @@ class WhiteLabelService:
             for key, value in data.model_dump(mode="json", exclude_unset=True).items()
             if value is not None
         }
-        await self.check_images(ctx.account.id, values)
+        await self.check_images(ctx, values)
         layers = await self.store.branding_layers(ctx.solution.id, ctx.account.id)
         locks = next((layer.locks for layer in layers if layer.level == "solution"), frozenset())
         try:
@@ -813,7 +814,7 @@ class WhiteLabelService:
         cached = self._media.get(asset_id)
         found: MediaFile | None = None if cached is MISSING else cached
         if found is None:
-            record = await self.assets.ready_record(asset_id)
+            record = await self.assets.public_record(asset_id)
             if record is None:
                 return None
             if not self._host_shows(match, record["account_id"], record["solution_id"]):
