@@ -122,7 +122,12 @@ async def plugin_settings(
     ctx: AccountContext, plugin: str, *, group_id: str | None = None
 ) -> dict[str, Any]:
     """A plugin's settings as the cascade resolves them where the request acts."""
-    svc = services()
+    return await resolve_plugin_settings(services(), ctx, plugin, group_id=group_id)
+
+
+async def resolve_plugin_settings(svc: Services, ctx: AccountContext, plugin: str, *,
+                                  group_id: str | None = None) -> dict[str, Any]:
+    """The same, given the services (socket handlers run outside a request)."""
     info = svc.plugins.infos.get(plugin)
     if info is None:
         raise NotFound(f"No installed plugin is named {plugin!r}.")

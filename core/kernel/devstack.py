@@ -478,7 +478,7 @@ def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
 
 
 def _make_preexec(death_signal: signal.Signals) -> Callable[[], None] | None:
-    """Linux: the child gets SIGTERM when we die, even by SIGKILL (no orphans)."""
+    """Linux: the child gets ``death_signal`` when we die, even by SIGKILL (no orphans)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

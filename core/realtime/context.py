@@ -56,10 +56,10 @@ class SocketContext:
     async def plugin_settings(self, *, group_id: str | None = None) -> dict[str, Any]:
         """This plugin's settings as the cascade resolves them for the event's account
         (the socket twin of ``core.kernel.context.plugin_settings``)."""
-        info = self.services.plugins.infos[self.plugin]
-        return await self.services.tenancy.cascade.plugin_values(
-            self.plugin, info.manifest.solution_settings, self.account_context,
-            group_id=group_id)
+        from core.kernel.context import resolve_plugin_settings
+
+        return await resolve_plugin_settings(self.services, self.account_context, self.plugin,
+                                             group_id=group_id)
 
     async def reply(self, event: str, data: Any = None) -> None:
         """Send an event to this connection only (e.g. streamed chunks)."""

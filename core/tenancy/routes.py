@@ -496,9 +496,7 @@ async def get_settings(account_id: str, namespace: str, query_args: CascadeQuery
 @validate_request(SolutionSettingsIn)
 async def put_solution_settings(solution_id: str, namespace: str, data: SolutionSettingsIn
                                 ) -> dict[str, Any]:
-    principal = await context.authenticate()
-    solution = await service.visible_solution(_db(), principal, solution_id)
-    service.require_solution_admin(principal, solution.id)
+    principal, solution = await context.enter_solution_admin(solution_id, write=True)
     schema = _schema_for(namespace)
     values = validate_values(schema, data.values)
     await _check_settings(namespace, None, values)

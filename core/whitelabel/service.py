@@ -812,21 +812,24 @@ class WhiteLabelService:
         if match.kind == "unknown":
             return None
         cached = self._media.get(asset_id)
-        found: MediaFile | None = None if cached is MISSING else cached
-        if found is None:
+        record = None
+        if cached is MISSING:
             record = await self.assets.public_record(asset_id)
             if record is None:
                 return None
-            if not self._host_shows(match, record["account_id"], record["solution_id"]):
-                return None  # checked before any bytes are read
-            found = await self.assets.media(storage, record)
-            if found is None:
-                return None
-            self._media.put(asset_id, found)  # only hits: misses cannot flush the cache
-        if not self._host_shows(match, found.account_id, found.solution_id) \
-                or await self._tenant_by_id(found.account_id) is None:
+            owner = (record["account_id"], record["solution_id"])
+        else:
+            owner = (cached.account_id, cached.solution_id)
+        # Host and tenant first: a refused request reads no bytes.
+        if not self._host_shows(match, *owner) or await self._tenant_by_id(owner[0]) is None:
             return None
-        return found
+        if record is None:
+            found: MediaFile = cached
+            return found
+        fetched = await self.assets.media(storage, record)
+        if fetched is not None:
+            self._media.put(asset_id, fetched)  # only hits: misses cannot flush the cache
+        return fetched
 
     @staticmethod
     def _host_shows(match: HostMatch, account_id: str, solution_id: str) -> bool:

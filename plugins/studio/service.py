@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.ai.errors import AIError, AIOutputError, AIUnavailable, AIUpstreamError
+from core.kernel.context import resolve_plugin_settings
 from core.kernel.errors import (
     Conflict,
     Forbidden,
@@ -42,7 +43,6 @@ from plugins.studio.models import (
     search_terms,
 )
 from plugins.studio.render import Rendered, TemplateProblem, compile_check, render
-from plugins.studio.settings import SolutionSettings
 
 if TYPE_CHECKING:
     from core.tenancy.repository import ScopedRepository
@@ -433,8 +433,7 @@ class StudioService:
     async def _call_options(self, version: PromptVersion) -> dict[str, Any]:
         """The version's model, else the studio ``model`` setting as the cascade resolves
         it for this account, else the AI provider's default."""
-        settings = await self.services.tenancy.cascade.plugin_values(
-            NAMESPACE, SolutionSettings, self.ctx)
+        settings = await resolve_plugin_settings(self.services, self.ctx, NAMESPACE)
         model = version.model or settings.get("model")
         return {
             "account_id": self.ctx.account.id,
@@ -564,6 +563,7 @@ class StudioService:
         if not cases:
             raise Unprocessable("This prompt has no test cases yet.", type_slug="no-test-cases")
         gateway = self._ai()
+        options = await self._call_options(version)  # once for the suite, not per case
         suite_id = new_id()
         limiter = asyncio.Semaphore(SUITE_CONCURRENCY)
 
@@ -579,8 +579,7 @@ class StudioService:
             started = time.monotonic()
             async with limiter:
                 try:
-                    result = await gateway.chat(messages=rendered.messages(),
-                                                **await self._call_options(version))
+                    result = await gateway.chat(messages=rendered.messages(), **options)
                 except AIUnavailable:
                     await self._finish(run, started, error="No AI provider is configured.")
                     raise
